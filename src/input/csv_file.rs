@@ -1,0 +1,198 @@
+//! CSV files: the header read once, then this worker's byte range record by record.
+//!
+//! Records are read into one reused `ByteRecord` (as xsv does) and cells are parsed
+//! straight from its bytes; only a rejected row is ever turned back into text.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+
+use csv::{ByteRecord, ReaderBuilder};
+
+use super::layout;
+use super::row::{self, CellError, Cells, Column, COLUMN_COUNT};
+use super::{parse_row, InputError, Role, Share, ShareReader};
+use crate::model::Table;
+
+/// The header: where each known column is, how many fields a row has, where rows start.
+struct Header {
+    columns: [Option<usize>; COLUMN_COUNT],
+    fields: usize,
+    line: u64,
+    data_start: u64,
+}
+
+pub(super) fn read(
+    file: &mut File,
+    share: Share,
+    reader: &mut ShareReader<'_>,
+) -> Result<(), InputError> {
+    let name = reader.name;
+    let io_error = |e: std::io::Error| InputError::file(name, format!("cannot read: {e}"));
+    let header = read_header(file, name)?;
+    let table = table_of(&header, reader.role, name)?;
+
+    file.seek(SeekFrom::Start(0)).map_err(io_error)?;
+    let layout = layout::scan(file, header.data_start, share.peers, true).map_err(io_error)?;
+    if let Some(line) = layout.unclosed_quote_line {
+        return Err(InputError::at(
+            name,
+            line,
+            None,
+            "a quoted field is never closed",
+        ));
+    }
+    let chunk = layout.chunks[share.index];
+    if chunk.start >= chunk.end {
+        return Ok(());
+    }
+    file.seek(SeekFrom::Start(chunk.start)).map_err(io_error)?;
+    let range = BufReader::with_capacity(1 << 16, (&*file).take(chunk.end - chunk.start));
+    let mut csv = ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(range);
+    let mut record = ByteRecord::new();
+    loop {
+        match csv.read_byte_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(InputError::file(name, format!("cannot read: {e}"))),
+        }
+        let (byte, line) = record.position().map_or((0, 1), |p| (p.byte(), p.line()));
+        let parsed = if record.len() == header.fields {
+            parse_row(
+                reader.role,
+                table,
+                &CsvCells {
+                    record: &record,
+                    columns: &header.columns,
+                },
+            )
+        } else {
+            Err(CellError {
+                column: None,
+                reason: format!(
+                    "expected {} fields as in the header, found {}",
+                    header.fields,
+                    record.len()
+                ),
+            })
+        };
+        reader.accept(
+            chunk.first_line + line - 1,
+            chunk.start + byte,
+            parsed,
+            || record_text(&record),
+        )?;
+    }
+    Ok(())
+}
+
+fn read_header(file: &mut File, name: &str) -> Result<Header, InputError> {
+    let empty = || InputError::file(name, "empty file: a CSV file needs a header row");
+    let mut csv = ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(BufReader::new(&*file));
+    let mut record = ByteRecord::new();
+    match csv.read_byte_record(&mut record) {
+        Ok(true) => {}
+        Ok(false) => return Err(empty()),
+        Err(e) => return Err(InputError::file(name, format!("cannot read: {e}"))),
+    }
+    let line = record.position().map_or(1, |p| p.line());
+    let mut columns = [None; COLUMN_COUNT];
+    let mut seen = HashSet::new();
+    for (index, field) in record.iter().enumerate() {
+        let text = std::str::from_utf8(field)
+            .map_err(|_| InputError::at(name, line, None, "the header is not valid UTF-8"))?;
+        let column_name = row::trim(text).to_ascii_lowercase();
+        if column_name.is_empty() {
+            continue;
+        }
+        if let Some(column) = Column::from_name(&column_name) {
+            columns[column as usize] = Some(index);
+        }
+        if !seen.insert(column_name.clone()) {
+            return Err(InputError::at(
+                name,
+                line,
+                None,
+                format!("duplicate column '{column_name}'"),
+            ));
+        }
+    }
+    if seen.is_empty() {
+        return Err(empty());
+    }
+    Ok(Header {
+        columns,
+        fields: record.len(),
+        line,
+        data_start: csv.position().byte(),
+    })
+}
+
+/// Which table a CSV file's rows belong to, checking the header fits its role.
+fn table_of(header: &Header, role: Role, name: &str) -> Result<Table, InputError> {
+    let has = |column: Column| header.columns[column as usize].is_some();
+    let refuse = |reason: String| Err(InputError::at(name, header.line, None, reason));
+    match role {
+        Role::Snapshot(table) => {
+            if has(Column::Op) {
+                return refuse("a base snapshot has no op column".into());
+            }
+            if let Some(missing) = row::required_columns(table).iter().find(|c| !has(**c)) {
+                return refuse(format!("missing column '{}'", missing.name()));
+            }
+            Ok(table)
+        }
+        Role::Update => match (has(Column::Id), has(Column::Code)) {
+            _ if !has(Column::Op) => refuse("an update header needs an op column".into()),
+            (true, false) => Ok(Table::Orders),
+            (false, true) => Ok(Table::DiscountCodes),
+            (true, true) => refuse(
+                "an update header has both id and code: one CSV update file changes one table"
+                    .into(),
+            ),
+            (false, false) => refuse(
+                "an update header needs an id column (orders) or a code column (discount_codes)"
+                    .into(),
+            ),
+        },
+    }
+}
+
+/// The cells of one CSV record.
+struct CsvCells<'a> {
+    record: &'a ByteRecord,
+    columns: &'a [Option<usize>; COLUMN_COUNT],
+}
+
+impl Cells for CsvCells<'_> {
+    fn cell(&self, column: Column) -> Result<Option<std::borrow::Cow<'_, str>>, CellError> {
+        let Some(bytes) = self.columns[column as usize].and_then(|i| self.record.get(i)) else {
+            return Ok(None);
+        };
+        let text =
+            std::str::from_utf8(bytes).map_err(|_| CellError::new(column, "is not valid UTF-8"))?;
+        let text = row::trim(text);
+        Ok((!text.is_empty()).then_some(std::borrow::Cow::Borrowed(text)))
+    }
+}
+
+/// A rejected record as one CSV line, for the rejects file.
+fn record_text(record: &ByteRecord) -> String {
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    let text = writer
+        .write_byte_record(record)
+        .ok()
+        .and_then(|_| writer.into_inner().ok())
+        .unwrap_or_default();
+    String::from_utf8_lossy(&text)
+        .trim_end_matches('\n')
+        .to_string()
+}

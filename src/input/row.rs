@@ -1,0 +1,287 @@
+//! Columns, and turning one row's cells into a `Change`, the same way for CSV and JSON.
+
+use std::borrow::Cow;
+
+use crate::decimal::{self, NumberError};
+use crate::model::{Change, Order, Table, MAX_PERCENTAGE_MICROS};
+
+/// Every column the SPEC names. Others are ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Column {
+    Op,
+    Table,
+    Id,
+    OrderTime,
+    CustomerId,
+    ItemCt,
+    OrderSubtotal,
+    DiscountCode,
+    Code,
+    Percentage,
+}
+
+pub const COLUMN_COUNT: usize = 10;
+
+impl Column {
+    /// Matches a column name, trimmed and in any case (ksqlDB writes upper case).
+    pub fn from_name(name: &str) -> Option<Column> {
+        let name = name.trim_matches(|c: char| c.is_ascii_whitespace());
+        let column = match name.to_ascii_lowercase().as_str() {
+            "op" => Column::Op,
+            "table" => Column::Table,
+            "id" => Column::Id,
+            "order_time" => Column::OrderTime,
+            "customer_id" => Column::CustomerId,
+            "item_ct" => Column::ItemCt,
+            "order_subtotal" => Column::OrderSubtotal,
+            "discount_code" => Column::DiscountCode,
+            "code" => Column::Code,
+            "percentage" => Column::Percentage,
+            _ => return None,
+        };
+        Some(column)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Column::Op => "op",
+            Column::Table => "table",
+            Column::Id => "id",
+            Column::OrderTime => "order_time",
+            Column::CustomerId => "customer_id",
+            Column::ItemCt => "item_ct",
+            Column::OrderSubtotal => "order_subtotal",
+            Column::DiscountCode => "discount_code",
+            Column::Code => "code",
+            Column::Percentage => "percentage",
+        }
+    }
+}
+
+/// Columns a base snapshot of `table` must have.
+pub fn required_columns(table: Table) -> &'static [Column] {
+    match table {
+        Table::DiscountCodes => &[Column::Code, Column::Percentage],
+        Table::Orders => &[
+            Column::Id,
+            Column::CustomerId,
+            Column::ItemCt,
+            Column::OrderSubtotal,
+        ],
+    }
+}
+
+/// A row's cell could not be read: which column, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CellError {
+    pub column: Option<Column>,
+    pub reason: String,
+}
+
+impl CellError {
+    pub fn new(column: Column, reason: impl Into<String>) -> CellError {
+        CellError {
+            column: Some(column),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Read access to one row's cells, already trimmed; an empty or absent cell is `None`.
+pub trait Cells {
+    fn cell(&self, column: Column) -> Result<Option<Cow<'_, str>>, CellError>;
+}
+
+/// Trims the ASCII whitespace the SPEC says surrounds values.
+pub fn trim(text: &str) -> &str {
+    text.trim_matches(|c: char| c.is_ascii_whitespace())
+}
+
+/// Upsert or delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Upsert,
+    Delete,
+}
+
+/// Reads an `op` word: ours, Debezium's and Flink's, in any case.
+pub fn parse_op(text: &str) -> Option<Op> {
+    match text.to_ascii_lowercase().as_str() {
+        "upsert" | "insert" | "+" | "c" | "r" | "u" | "+i" | "+u" => Some(Op::Upsert),
+        "delete" | "-" | "d" | "-d" | "-u" => Some(Op::Delete),
+        _ => None,
+    }
+}
+
+/// Reads a `table` cell of a JSON Lines update.
+pub fn parse_table(text: &str) -> Option<Table> {
+    match text.to_ascii_lowercase().as_str() {
+        "orders" => Some(Table::Orders),
+        "discount_codes" => Some(Table::DiscountCodes),
+        _ => None,
+    }
+}
+
+/// Reads the op of an update row.
+pub fn read_op(cells: &impl Cells) -> Result<Op, CellError> {
+    let text = required(cells, Column::Op)?;
+    parse_op(&text).ok_or_else(|| {
+        CellError::new(
+            Column::Op,
+            format!("unknown op '{text}' (expected upsert or delete, or insert, +, -, c, r, u, d, +I, +U, -U, -D)"),
+        )
+    })
+}
+
+/// Turns one row of `table` into a change. A delete reads only the key.
+pub fn parse_change(table: Table, op: Op, cells: &impl Cells) -> Result<Change, CellError> {
+    match table {
+        Table::DiscountCodes => {
+            let code = required(cells, Column::Code)?.into_owned();
+            let percentage_micros = match op {
+                Op::Delete => None,
+                Op::Upsert => Some(percentage(cells)?),
+            };
+            Ok(Change::Code {
+                code,
+                percentage_micros,
+            })
+        }
+        Table::Orders => {
+            let id = integer(cells, Column::Id)?;
+            let row = match op {
+                Op::Delete => None,
+                Op::Upsert => Some(order(cells)?),
+            };
+            Ok(Change::Order { id, row })
+        }
+    }
+}
+
+fn order(cells: &impl Cells) -> Result<Order, CellError> {
+    let customer_id = integer(cells, Column::CustomerId)?;
+    let item_ct = integer(cells, Column::ItemCt)?;
+    if item_ct < 0 {
+        return Err(CellError::new(Column::ItemCt, "must not be negative"));
+    }
+    let subtotal_micros = decimal_cell(cells, Column::OrderSubtotal)?;
+    if subtotal_micros < 0 {
+        return Err(CellError::new(
+            Column::OrderSubtotal,
+            "must not be negative",
+        ));
+    }
+    let order_time_ms = match cells.cell(Column::OrderTime)? {
+        None => None,
+        Some(text) => Some(
+            parse_timestamp(&text).map_err(|reason| CellError::new(Column::OrderTime, reason))?,
+        ),
+    };
+    Ok(Order {
+        discount_code: cells
+            .cell(Column::DiscountCode)?
+            .map(Cow::into_owned)
+            .unwrap_or_default(),
+        item_ct,
+        subtotal_micros,
+        customer_id,
+        order_time_ms,
+    })
+}
+
+fn percentage(cells: &impl Cells) -> Result<i64, CellError> {
+    let micros = decimal_cell(cells, Column::Percentage)?;
+    if !(0..=MAX_PERCENTAGE_MICROS).contains(&micros) {
+        return Err(CellError::new(
+            Column::Percentage,
+            "must be between 0 and 100",
+        ));
+    }
+    Ok(micros)
+}
+
+fn required<'a>(cells: &'a impl Cells, column: Column) -> Result<Cow<'a, str>, CellError> {
+    cells
+        .cell(column)?
+        .ok_or_else(|| CellError::new(column, "is required but empty or missing"))
+}
+
+fn integer(cells: &impl Cells, column: Column) -> Result<i64, CellError> {
+    let text = required(cells, column)?;
+    decimal::parse_integer(&text).map_err(|e| number_error(column, &text, e, "an integer"))
+}
+
+fn decimal_cell(cells: &impl Cells, column: Column) -> Result<i64, CellError> {
+    let text = required(cells, column)?;
+    decimal::parse_micros(&text).map_err(|e| number_error(column, &text, e, "a decimal"))
+}
+
+fn number_error(column: Column, text: &str, error: NumberError, what: &str) -> CellError {
+    let reason = match error {
+        NumberError::NotANumber => format!("'{text}' is not {what}"),
+        NumberError::OutOfRange if what == "an integer" => {
+            format!("'{text}' does not fit in 64 bits")
+        }
+        other => format!("'{text}': {other}"),
+    };
+    CellError::new(column, reason)
+}
+
+/// Reads an order time: epoch milliseconds, RFC 3339, or `YYYY-MM-DD HH:MM:SS[.fff]` as UTC.
+pub fn parse_timestamp(text: &str) -> Result<i64, String> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        return text
+            .parse::<i64>()
+            .map_err(|_| format!("'{text}' does not fit in 64 bits"));
+    }
+    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(time.timestamp_millis());
+    }
+    if let Ok(time) = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f") {
+        return Ok(time.and_utc().timestamp_millis());
+    }
+    Err(format!(
+        "'{text}' is not a timestamp (expected epoch milliseconds, RFC 3339, or YYYY-MM-DD HH:MM:SS[.fff])"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn column_names_match_in_any_case_and_trimmed() {
+        assert_eq!(Column::from_name("ITEM_CT"), Some(Column::ItemCt));
+        assert_eq!(
+            Column::from_name(" Order_Subtotal "),
+            Some(Column::OrderSubtotal)
+        );
+        assert_eq!(Column::from_name("rowtime"), None);
+    }
+
+    #[test]
+    fn ops_of_other_tools_are_read() {
+        for word in ["upsert", "INSERT", "+", "c", "r", "U", "+I", "+u"] {
+            assert_eq!(parse_op(word), Some(Op::Upsert), "{word}");
+        }
+        for word in ["delete", "DELETE", "-", "d", "-D", "-U"] {
+            assert_eq!(parse_op(word), Some(Op::Delete), "{word}");
+        }
+        assert_eq!(parse_op("merge"), None);
+        assert_eq!(parse_op(""), None);
+    }
+
+    #[test]
+    fn three_timestamp_forms() {
+        let rfc = parse_timestamp("2026-11-03T10:15:30Z").unwrap();
+        assert_eq!(rfc, 1_793_700_930_000);
+        assert_eq!(parse_timestamp("1793700930000"), Ok(rfc));
+        assert_eq!(parse_timestamp("2026-11-03 10:15:30"), Ok(rfc));
+        assert_eq!(parse_timestamp("2026-11-03 10:15:30.250"), Ok(rfc + 250));
+        assert_eq!(parse_timestamp("2026-11-03T11:15:30+01:00"), Ok(rfc));
+        assert!(parse_timestamp("2026-11-03").is_err());
+        assert!(parse_timestamp("yesterday").is_err());
+        assert!(parse_timestamp("99999999999999999999").is_err());
+    }
+}

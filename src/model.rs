@@ -1,0 +1,85 @@
+//! The two keyed tables and the changes that update them.
+//!
+//! Amounts and percentages are micros (see `decimal`); times are epoch milliseconds.
+//! An empty discount code or order time is `""` / `None`, as the SPEC reads an empty cell.
+
+use serde::{Deserialize, Serialize};
+
+/// Key of the orders table.
+pub type OrderId = i64;
+
+/// A logical time: the base snapshots are epoch 0, each update file the next epoch.
+pub type Epoch = u64;
+
+/// Position of a change in its file (the byte offset of its row). Within one epoch the
+/// change with the greatest position wins, whichever worker read it.
+pub type Position = u64;
+
+/// One row of the orders table, without its key.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Order {
+    pub discount_code: String,
+    pub item_ct: i64,
+    pub subtotal_micros: i64,
+    pub customer_id: i64,
+    pub order_time_ms: Option<i64>,
+}
+
+/// The largest percentage, in micros.
+pub const MAX_PERCENTAGE_MICROS: i64 = 100 * crate::decimal::SCALE;
+
+/// The two tables of the SPEC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Table {
+    DiscountCodes,
+    Orders,
+}
+
+impl Table {
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::DiscountCodes => "discount_codes",
+            Table::Orders => "orders",
+        }
+    }
+}
+
+/// One upsert (`Some`) or delete (`None`) of one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Code {
+        code: String,
+        percentage_micros: Option<i64>,
+    },
+    Order {
+        id: OrderId,
+        row: Option<Order>,
+    },
+}
+
+/// Changes read from files, split by table, each with its position in its file.
+#[derive(Debug, Default, Clone)]
+pub struct ChangeBatch {
+    pub codes: Vec<(String, Position, Option<i64>)>,
+    pub orders: Vec<(OrderId, Position, Option<Order>)>,
+}
+
+impl ChangeBatch {
+    pub fn push(&mut self, position: Position, change: Change) {
+        match change {
+            Change::Code {
+                code,
+                percentage_micros,
+            } => self.codes.push((code, position, percentage_micros)),
+            Change::Order { id, row } => self.orders.push((id, position, row)),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.codes.len() + self.orders.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
