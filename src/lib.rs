@@ -1,5 +1,28 @@
-//! `discounting`: per-discount order analytics, kept exact under upserts and deletes.
+//! `discounting`: per-discount order analytics, kept exact while orders and codes change.
+//!
+//! Where to start: `run::run_job` runs a `run::Job` (base snapshots plus update files)
+//! on timely workers and returns the changelog and the final table. The layers, one
+//! concern each:
+//!
+//! - `decimal`: exact fixed-point parsing and half-up rounding; no floats anywhere.
+//! - `model`: the two keyed tables' rows and the changes to them.
+//! - `input`: CSV and JSON Lines files into changes, each worker reading its own share.
+//! - `upsert`: the keyed-table operator (last change in file order wins).
+//! - `dataflow`: the query, maintained by differential dataflow.
+//! - `control`: all-gather between workers, to agree on each epoch before applying it.
+//! - `result`: sums into printed rows, and the changelog of those rows.
+//! - `run`: the epoch loop; `reference`: the same answers with plain hash maps.
+//! - `output`, `cli`, `app`: formats, arguments, and carrying out a command line.
 
+pub mod app;
+pub mod cli;
+pub mod control;
+pub mod dataflow;
 pub mod decimal;
 pub mod input;
 pub mod model;
+pub mod output;
+pub mod reference;
+pub mod result;
+pub mod run;
+pub mod upsert;

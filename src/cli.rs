@@ -1,0 +1,277 @@
+//! Command-line arguments, and the plan they resolve to.
+//!
+//! `Cli` mirrors the flags and checks only what clap can; `Cli::into_plan` resolves
+//! defaults (the sample data in `inputs/`), reads the hostfile and checks the flags
+//! against each other. The rest of the program sees only the `Plan`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::input::BadRows;
+use crate::output::TableFormat;
+use crate::run::{Job, Workers};
+
+/// Per-discount order analytics, kept exact while orders and codes change.
+///
+/// Joins orders with discount codes and reports, per discount percentage, the average
+/// item count, subtotal, total after discount and discount, and the order count. Both
+/// inputs are keyed tables: update files upsert and delete rows, and every epoch's result
+/// is the query over the tables as they then are.
+#[derive(Debug, Parser)]
+#[command(name = "discounting", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load the base snapshots, apply each update file as one epoch, print the result.
+    ///
+    /// With no files, runs the sample data in inputs/ and shows every epoch's changes.
+    Run(RunArgs),
+    /// Compare the result of the base snapshots with the result after scenario files.
+    ///
+    /// The scenario files are applied as epochs on top of the base; the base files are
+    /// only read. Prints, per percentage, each figure before, after, and the change.
+    #[command(name = "what-if")]
+    WhatIf(WhatIfArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Base snapshot of the discount_codes table (.csv, .jsonl or .json).
+    #[arg(long, value_name = "FILE")]
+    pub codes: Option<PathBuf>,
+    /// Base snapshot of the orders table (.csv, .jsonl or .json).
+    #[arg(long, value_name = "FILE")]
+    pub orders: Option<PathBuf>,
+    /// Update files, applied in the order given, one epoch each.
+    #[arg(value_name = "UPDATE_FILE")]
+    pub updates: Vec<PathBuf>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct WhatIfArgs {
+    /// Base snapshot of the discount_codes table.
+    #[arg(long, value_name = "FILE")]
+    pub codes: PathBuf,
+    /// Base snapshot of the orders table.
+    #[arg(long, value_name = "FILE")]
+    pub orders: PathBuf,
+    /// Scenario files: update files applied on top of the base, in order.
+    #[arg(value_name = "SCENARIO_FILE", required = true)]
+    pub scenario: Vec<PathBuf>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// Worker threads in this process.
+    #[arg(
+        short = 'w',
+        long = "workers",
+        visible_alias = "threads",
+        value_name = "N",
+        default_value_t = 1
+    )]
+    pub workers: usize,
+    /// Processes in a timely cluster (each started with the same arguments and files).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub processes: usize,
+    /// This process's index in the cluster, from 0; process 0 writes every output.
+    #[arg(long, value_name = "I", default_value_t = 0)]
+    pub process: usize,
+    /// Addresses of the cluster's processes, one host:port per line, in process order.
+    #[arg(long, value_name = "FILE")]
+    pub hostfile: Option<PathBuf>,
+    /// How the final table is printed on stdout.
+    #[arg(long, value_enum, default_value_t = TableFormat::Table)]
+    pub format: TableFormat,
+    /// Write every epoch's changes to the result as CSV (epoch,diff,columns...).
+    #[arg(long, value_name = "FILE")]
+    pub changes: Option<PathBuf>,
+    /// Write the enriched orders' changes (each counted order with its percentage,
+    /// order total and discount total) as CSV.
+    #[arg(long, value_name = "FILE")]
+    pub enriched: Option<PathBuf>,
+    /// What a bad row does: fail the run (nothing of its file is applied), or skip it.
+    #[arg(long, value_enum, default_value_t = BadRowsArg::Fail)]
+    pub bad_rows: BadRowsArg,
+    /// With --bad-rows skip: write every rejected row with its reason as CSV.
+    #[arg(long, value_name = "FILE")]
+    pub rejects: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BadRowsArg {
+    Fail,
+    Skip,
+}
+
+/// What `main` carries out: a job, where to run it, and what to print.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub job: Job,
+    pub workers: Workers,
+    pub report: Report,
+    pub format: TableFormat,
+    pub changes: Option<PathBuf>,
+    pub enriched: Option<PathBuf>,
+    pub rejects: Option<PathBuf>,
+}
+
+/// What goes to stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Report {
+    /// The final table.
+    Table,
+    /// Every epoch's changes, then the final table (the sample run).
+    EpochsAndTable,
+    /// Baseline against scenario.
+    WhatIf,
+}
+
+impl Cli {
+    /// Resolves the arguments into a plan, or says which arguments do not fit together.
+    pub fn into_plan(self) -> anyhow::Result<Plan> {
+        match self.command {
+            Command::Run(args) => {
+                let (codes, orders, updates, report) = match (args.codes, args.orders) {
+                    (Some(codes), Some(orders)) => (codes, orders, args.updates, Report::Table),
+                    (None, None) if args.updates.is_empty() => {
+                        let (codes, orders, updates) = sample_inputs()?;
+                        let report = match args.common.format {
+                            TableFormat::Table => Report::EpochsAndTable,
+                            _ => Report::Table,
+                        };
+                        (codes, orders, updates, report)
+                    }
+                    _ => bail!("give both --codes and --orders (or neither, to run the sample data in inputs/)"),
+                };
+                plan(codes, orders, updates, report, args.common)
+            }
+            Command::WhatIf(args) => plan(
+                args.codes,
+                args.orders,
+                args.scenario,
+                Report::WhatIf,
+                args.common,
+            ),
+        }
+    }
+}
+
+fn plan(
+    codes: PathBuf,
+    orders: PathBuf,
+    updates: Vec<PathBuf>,
+    report: Report,
+    common: CommonArgs,
+) -> anyhow::Result<Plan> {
+    let bad_rows = match common.bad_rows {
+        BadRowsArg::Fail => BadRows::Fail,
+        BadRowsArg::Skip => BadRows::Skip,
+    };
+    if common.rejects.is_some() && bad_rows == BadRows::Fail {
+        bail!("--rejects goes with --bad-rows skip");
+    }
+    Ok(Plan {
+        job: Job {
+            codes,
+            orders,
+            updates,
+            bad_rows,
+            enriched: common.enriched.is_some(),
+        },
+        workers: workers(&common)?,
+        report,
+        format: common.format,
+        changes: common.changes,
+        enriched: common.enriched,
+        rejects: common.rejects,
+    })
+}
+
+fn workers(common: &CommonArgs) -> anyhow::Result<Workers> {
+    if common.workers == 0 {
+        bail!("--workers must be at least 1");
+    }
+    if common.processes == 0 {
+        bail!("--processes must be at least 1");
+    }
+    if common.process >= common.processes {
+        bail!(
+            "--process {} is not below --processes {}",
+            common.process,
+            common.processes
+        );
+    }
+    if common.processes == 1 && common.hostfile.is_none() {
+        return Ok(Workers::Process {
+            threads: common.workers,
+        });
+    }
+    let addresses = match &common.hostfile {
+        Some(path) => read_hostfile(path)?,
+        // timely's own default: localhost, ports from 2101.
+        None => (0..common.processes)
+            .map(|i| format!("localhost:{}", 2101 + i))
+            .collect(),
+    };
+    if addresses.len() != common.processes {
+        bail!(
+            "the hostfile lists {} addresses but --processes is {}",
+            addresses.len(),
+            common.processes
+        );
+    }
+    Ok(Workers::Cluster {
+        threads: common.workers,
+        process: common.process,
+        addresses,
+    })
+}
+
+fn read_hostfile(path: &Path) -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the hostfile {}", path.display()))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(str::to_string)
+        .collect())
+}
+
+/// The sample data: `inputs/` here, or else the one beside the crate's sources.
+fn sample_inputs() -> anyhow::Result<(PathBuf, PathBuf, Vec<PathBuf>)> {
+    let here = PathBuf::from("inputs");
+    let dir = if here.is_dir() {
+        here
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("inputs")
+    };
+    let codes = dir.join("discount_codes.csv");
+    let orders = dir.join("orders.csv");
+    if !codes.is_file() || !orders.is_file() {
+        bail!(
+            "no sample data in {} (give --codes and --orders to run your own files)",
+            dir.display()
+        );
+    }
+    let mut updates: Vec<PathBuf> = match std::fs::read_dir(dir.join("updates")) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    updates.sort();
+    Ok((codes, orders, updates))
+}

@@ -1,0 +1,322 @@
+//! Writing results: the final table (text, CSV, JSON Lines), the changelog, the enriched
+//! orders, the rejects, and the what-if comparison.
+
+use std::io::{self, Write};
+
+use chrono::{DateTime, SecondsFormat};
+
+use crate::decimal::{self, format_micros, format_signed, parse_scaled};
+use crate::input::Reject;
+use crate::model::MAX_PERCENTAGE_MICROS;
+use crate::result::{ChangeRow, ResultRow, COLUMNS};
+use crate::run::{EnrichedChange, EpochOutput};
+
+/// How the final table is printed on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum TableFormat {
+    /// Aligned columns for people.
+    #[default]
+    Table,
+    /// The SPEC's CSV columns.
+    Csv,
+    /// One JSON object per row, with ksqlDB's upper-case column names.
+    Json,
+}
+
+/// Writes the final table in `format`.
+pub fn write_table(out: &mut dyn Write, rows: &[ResultRow], format: TableFormat) -> io::Result<()> {
+    match format {
+        TableFormat::Table => {
+            let cells: Vec<Vec<String>> = rows.iter().map(|r| r.values.to_vec()).collect();
+            write_aligned(out, &COLUMNS, &cells)
+        }
+        TableFormat::Csv => {
+            let mut csv = csv::Writer::from_writer(out);
+            csv.write_record(COLUMNS)?;
+            for row in rows {
+                csv.write_record(&row.values)?;
+            }
+            csv.flush()
+        }
+        TableFormat::Json => {
+            for row in rows {
+                let fields: Vec<String> = COLUMNS
+                    .iter()
+                    .zip(&row.values)
+                    .map(|(name, value)| format!("\"{}\":{value}", name.to_ascii_uppercase()))
+                    .collect();
+                writeln!(out, "{{{}}}", fields.join(","))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Writes the changelog: `epoch,diff,` and the result columns, every epoch in order.
+pub fn write_changelog(out: &mut dyn Write, epochs: &[EpochOutput]) -> io::Result<()> {
+    let mut csv = csv::Writer::from_writer(out);
+    let mut header = vec!["epoch", "diff"];
+    header.extend(COLUMNS);
+    csv.write_record(&header)?;
+    for change in epochs.iter().flat_map(|e| &e.changes) {
+        csv.write_record(changelog_record(change))?;
+    }
+    csv.flush()
+}
+
+fn changelog_record(change: &ChangeRow) -> Vec<String> {
+    let mut record = vec![change.epoch.to_string(), format!("{:+}", change.diff)];
+    record.extend(change.row.values.iter().cloned());
+    record
+}
+
+/// Prints each epoch's changes as aligned text, for people watching a run.
+pub fn write_epochs_text(out: &mut dyn Write, epochs: &[EpochOutput]) -> io::Result<()> {
+    for epoch in epochs {
+        let rows = if epoch.rows == 1 { "row" } else { "rows" };
+        writeln!(
+            out,
+            "epoch {}: {} ({} {rows})",
+            epoch.epoch,
+            epoch.files.join(", "),
+            epoch.rows
+        )?;
+        if epoch.changes.is_empty() {
+            writeln!(out, "  no change to the result")?;
+        } else {
+            let mut header = vec!["diff"];
+            header.extend(COLUMNS);
+            let cells: Vec<Vec<String>> = epoch
+                .changes
+                .iter()
+                .map(|c| changelog_record(c)[1..].to_vec())
+                .collect();
+            write_aligned(out, &header, &cells)?;
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// Writes the enriched orders' changes, as the ksqlDB recipe's enriched stream shows them:
+/// each counted order with its percentage, order total and discount total (exact).
+pub fn write_enriched(out: &mut dyn Write, enriched: &[EnrichedChange]) -> io::Result<()> {
+    let mut csv = csv::Writer::from_writer(out);
+    csv.write_record([
+        "epoch",
+        "diff",
+        "id",
+        "order_time",
+        "customer_id",
+        "item_ct",
+        "order_subtotal",
+        "discount_code",
+        "percentage",
+        "order_total",
+        "discount_total",
+    ])?;
+    // subtotal (micros) × percentage (micros) / 100 has 14 fractional digits, exactly.
+    let hundred = i128::from(MAX_PERCENTAGE_MICROS);
+    for change in enriched {
+        let order = &change.order;
+        let subtotal = i128::from(order.subtotal_micros);
+        let p = i128::from(change.percentage_micros);
+        csv.write_record([
+            change.epoch.to_string(),
+            format!("{:+}", change.diff),
+            change.id.to_string(),
+            order.order_time_ms.map(format_time).unwrap_or_default(),
+            order.customer_id.to_string(),
+            order.item_ct.to_string(),
+            format_micros(order.subtotal_micros),
+            order.discount_code.clone(),
+            format_micros(change.percentage_micros),
+            decimal::format_scaled(subtotal * (hundred - p), 14),
+            decimal::format_scaled(subtotal * p, 14),
+        ])?;
+    }
+    csv.flush()
+}
+
+fn format_time(ms: i64) -> String {
+    DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// Writes the rejected rows: where each was, why, and its text.
+pub fn write_rejects(out: &mut dyn Write, rejects: &[Reject]) -> io::Result<()> {
+    let mut csv = csv::Writer::from_writer(out);
+    csv.write_record(["file", "line", "column", "reason", "row"])?;
+    for reject in rejects {
+        let error = &reject.error;
+        csv.write_record([
+            error.file.clone(),
+            error.line.map(|l| l.to_string()).unwrap_or_default(),
+            error.column.clone().unwrap_or_default(),
+            error.reason.clone(),
+            reject.row.clone(),
+        ])?;
+    }
+    csv.flush()
+}
+
+/// The what-if comparison: per percentage, each figure in the baseline, in the scenario,
+/// and the change between the printed figures.
+pub fn comparison(
+    baseline: &[ResultRow],
+    scenario: &[ResultRow],
+) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut header = vec!["percentage".to_string()];
+    for column in &COLUMNS[1..] {
+        for suffix in ["baseline", "scenario", "change"] {
+            header.push(format!("{column}_{suffix}"));
+        }
+    }
+    let mut percentages: Vec<i64> = baseline
+        .iter()
+        .chain(scenario)
+        .map(|r| r.percentage_micros)
+        .collect();
+    percentages.sort_unstable();
+    percentages.dedup();
+    let find = |rows: &[ResultRow], p: i64| rows.iter().find(|r| r.percentage_micros == p).cloned();
+    let digits = [0, 2, 2, 2, 0];
+    let rows = percentages
+        .into_iter()
+        .map(|p| {
+            let (before, after) = (find(baseline, p), find(scenario, p));
+            let mut cells = vec![format_micros(p)];
+            for (i, digits) in digits.iter().enumerate() {
+                let column = i + 1;
+                // A missing group has no averages, but it does have zero orders.
+                let is_count = column == COLUMNS.len() - 1;
+                let cell = |r: &Option<ResultRow>| match r {
+                    Some(r) => Some(r.values[column].clone()),
+                    None => is_count.then(|| "0".to_string()),
+                };
+                let (old, new) = (cell(&before), cell(&after));
+                let value =
+                    |v: &Option<String>| v.as_deref().and_then(|t| parse_scaled(t, *digits));
+                let change = match (value(&old), value(&new)) {
+                    (Some(a), Some(b)) => format_signed(b - a, *digits),
+                    _ => String::new(),
+                };
+                cells.extend([old.unwrap_or_default(), new.unwrap_or_default(), change]);
+            }
+            cells
+        })
+        .collect();
+    (header, rows)
+}
+
+/// Writes the what-if comparison in `format` (JSON uses the same lower-case names as CSV).
+pub fn write_comparison(
+    out: &mut dyn Write,
+    baseline: &[ResultRow],
+    scenario: &[ResultRow],
+    format: TableFormat,
+) -> io::Result<()> {
+    let (header, rows) = comparison(baseline, scenario);
+    match format {
+        TableFormat::Table => {
+            let header: Vec<&str> = header.iter().map(String::as_str).collect();
+            write_aligned(out, &header, &rows)
+        }
+        TableFormat::Csv => {
+            let mut csv = csv::Writer::from_writer(out);
+            csv.write_record(&header)?;
+            for row in &rows {
+                csv.write_record(row)?;
+            }
+            csv.flush()
+        }
+        TableFormat::Json => {
+            for row in &rows {
+                let object: serde_json::Map<String, serde_json::Value> = header
+                    .iter()
+                    .zip(row)
+                    .map(|(name, value)| (name.clone(), serde_json::Value::String(value.clone())))
+                    .collect();
+                writeln!(out, "{}", serde_json::Value::Object(object))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Writes rows under a header with every column as wide as its widest cell; numbers
+/// (every cell here) are right-aligned.
+fn write_aligned(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &mut dyn Iterator<Item = &str>| -> String {
+        cells
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:>width$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
+    writeln!(out, "{}", line(&mut header.iter().copied()))?;
+    for row in rows {
+        writeln!(out, "{}", line(&mut row.iter().map(String::as_str)))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::result::result_row;
+
+    fn row(p: i64, sums: crate::dataflow::Sums) -> ResultRow {
+        result_row(p * 1_000_000, sums).unwrap()
+    }
+
+    #[test]
+    fn csv_and_json_tables() {
+        let rows = vec![row(15, (2, 3, 112_410_000)), row(50, (1, 3, 201_170_000))];
+        let mut csv = Vec::new();
+        write_table(&mut csv, &rows, TableFormat::Csv).unwrap();
+        assert_eq!(
+            String::from_utf8(csv).unwrap(),
+            "percentage,avg_item_ct,avg_order_subtotal,avg_order_total,avg_discount_total,order_count\n\
+             15,2,56.21,47.77,8.43,2\n\
+             50,3,201.17,100.59,100.59,1\n"
+        );
+        let mut json = Vec::new();
+        write_table(&mut json, &rows[1..], TableFormat::Json).unwrap();
+        assert_eq!(
+            String::from_utf8(json).unwrap(),
+            "{\"PERCENTAGE\":50,\"AVG_ITEM_CT\":3,\"AVG_ORDER_SUBTOTAL\":201.17,\"AVG_ORDER_TOTAL\":100.59,\"AVG_DISCOUNT_TOTAL\":100.59,\"ORDER_COUNT\":1}\n"
+        );
+    }
+
+    #[test]
+    fn text_table_aligns_any_width() {
+        let rows = vec![
+            row(5, (1, 1, 1_000_000)),
+            row(50, (1_000_000, 3, 123_456_789_000_000)),
+        ];
+        let mut text = Vec::new();
+        write_table(&mut text, &rows, TableFormat::Table).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        let widths: Vec<usize> = text.lines().map(str::len).collect();
+        assert!(widths.windows(2).all(|w| w[0] == w[1]), "{text}");
+    }
+
+    #[test]
+    fn comparison_shows_change_of_printed_figures() {
+        let baseline = vec![row(40, (1, 11, 163_990_000))];
+        let scenario = vec![row(50, (1, 3, 201_170_000))];
+        let (header, rows) = comparison(&baseline, &scenario);
+        assert_eq!(header.len(), 16);
+        assert_eq!(rows[0][..4], ["40", "11", "", ""]);
+        assert_eq!(rows[0][13..], ["1", "0", "-1"]);
+        assert_eq!(rows[1][13..], ["0", "1", "+1"]);
+    }
+}

@@ -1,0 +1,105 @@
+//! The same question answered the plain way: two hash maps, changes applied one at a time
+//! in file order, and the result recomputed from scratch after every epoch.
+//!
+//! It shares nothing with the dataflow but the file readers and the rounding of printed
+//! rows, which makes it the oracle the tests compare the dataflow with.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::dataflow::Sums;
+use crate::input::{read_share, InputError, Share};
+use crate::model::{Change, Order, OrderId};
+use crate::result::{diff_rows, rows_of, ChangeRow, ResultRow};
+use crate::run::Job;
+
+/// The current contents of both tables.
+#[derive(Debug, Default, Clone)]
+pub struct Reference {
+    codes: HashMap<String, i64>,
+    orders: HashMap<OrderId, Order>,
+}
+
+/// The changelog and final table of a whole job, computed the plain way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReferenceOutput {
+    pub changes: Vec<ChangeRow>,
+    pub table: Vec<ResultRow>,
+}
+
+impl Reference {
+    /// Applies one change, as a keyed table does.
+    pub fn apply(&mut self, change: Change) {
+        match change {
+            Change::Code {
+                code,
+                percentage_micros: Some(p),
+            } => {
+                self.codes.insert(code, p);
+            }
+            Change::Code {
+                code,
+                percentage_micros: None,
+            } => {
+                self.codes.remove(&code);
+            }
+            Change::Order { id, row: Some(row) } => {
+                self.orders.insert(id, row);
+            }
+            Change::Order { id, row: None } => {
+                self.orders.remove(&id);
+            }
+        }
+    }
+
+    /// The per-percentage sums of the current tables, from scratch.
+    pub fn sums(&self) -> BTreeMap<i64, Sums> {
+        let mut sums: BTreeMap<i64, Sums> = BTreeMap::new();
+        for order in self.orders.values() {
+            if let Some(&p) = self.codes.get(&order.discount_code) {
+                let group = sums.entry(p).or_insert((0, 0, 0));
+                group.0 += 1;
+                group.1 += i128::from(order.item_ct);
+                group.2 += i128::from(order.subtotal_micros);
+            }
+        }
+        sums
+    }
+
+    /// Every counted order with the percentage of its code, from scratch.
+    pub fn enriched(&self) -> BTreeMap<OrderId, (Order, i64)> {
+        self.orders
+            .iter()
+            .filter_map(|(id, order)| {
+                let p = *self.codes.get(&order.discount_code)?;
+                Some((*id, (order.clone(), p)))
+            })
+            .collect()
+    }
+
+    /// Runs a whole job: reads each epoch's files in order with one reader and returns
+    /// the changelog and the final table.
+    pub fn run(job: &Job) -> Result<ReferenceOutput, InputError> {
+        let mut tables = Reference::default();
+        let mut changes = Vec::new();
+        let mut rows = Vec::new();
+        let whole = Share { index: 0, peers: 1 };
+        for (epoch, sources) in job.epochs().iter().enumerate() {
+            let mut read = Vec::new();
+            for source in sources {
+                read_share(source, whole, job.bad_rows, &mut |_, change| {
+                    read.push(change)
+                })?;
+            }
+            for change in read {
+                tables.apply(change);
+            }
+            let next = rows_of(&tables.sums()).map_err(|reason| InputError::file("-", reason))?;
+            changes.extend(diff_rows(epoch as u64, &rows, &next));
+            rows = next;
+        }
+        Ok(ReferenceOutput {
+            changes,
+            table: rows,
+        })
+    }
+}

@@ -1,0 +1,361 @@
+//! Running the job: timely workers, the epoch loop, and gathering results at worker 0.
+//!
+//! Each epoch is three steps on every worker: read this worker's share of the epoch's
+//! files; agree with every other worker that all shares were read without error (so that
+//! an epoch is applied by all workers or by none); then advance the inputs and step until
+//! the probe says the epoch is complete, when worker 0 reads the epoch's result changes.
+//! The base snapshots are sent while they are read (they can be large); an update file is
+//! held until the agreement, so nothing of a bad one reaches the dataflow.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use differential_dataflow::consolidation::consolidate;
+use serde::{Deserialize, Serialize};
+use timely::dataflow::InputHandleVec;
+use timely::worker::Worker;
+
+use crate::control::{AllGather, PeerLost};
+use crate::dataflow::{self, Inputs, Outputs};
+use crate::input::{read_share, BadRows, InputError, Reject, Role, Share, ShareReport, Source};
+use crate::model::{Change, ChangeBatch, Epoch, Order, OrderId, Position, Table};
+use crate::result::{ChangeRow, ResultRow, ResultTable};
+use crate::upsert::UpsertCounters;
+
+/// What to compute: the base snapshots, the update files (one epoch each), and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub codes: PathBuf,
+    pub orders: PathBuf,
+    pub updates: Vec<PathBuf>,
+    pub bad_rows: BadRows,
+    /// Also maintain the enriched orders (each counted order with its percentage).
+    pub enriched: bool,
+}
+
+impl Job {
+    /// The files of each epoch: the two snapshots, then one update file per epoch.
+    pub fn epochs(&self) -> Vec<Vec<Source>> {
+        let base = vec![
+            Source::new(&self.codes, Role::Snapshot(Table::DiscountCodes)),
+            Source::new(&self.orders, Role::Snapshot(Table::Orders)),
+        ];
+        std::iter::once(base)
+            .chain(
+                self.updates
+                    .iter()
+                    .map(|path| vec![Source::new(path, Role::Update)]),
+            )
+            .collect()
+    }
+}
+
+/// Where the workers run: threads of this process, or a timely cluster of processes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Workers {
+    Process {
+        threads: usize,
+    },
+    Cluster {
+        threads: usize,
+        process: usize,
+        addresses: Vec<String>,
+    },
+}
+
+impl Workers {
+    fn timely_config(&self) -> timely::Config {
+        let communication = match self {
+            Workers::Process { threads } => timely::CommunicationConfig::Process(*threads),
+            Workers::Cluster {
+                threads,
+                process,
+                addresses,
+            } => timely::CommunicationConfig::Cluster {
+                threads: *threads,
+                process: *process,
+                addresses: addresses.clone(),
+                report: false,
+                zerocopy: false,
+            },
+        };
+        timely::Config {
+            communication,
+            worker: timely::WorkerConfig::default(),
+        }
+    }
+}
+
+/// A changed enriched order: an order counted (`diff` +1) or no longer counted (−1) at
+/// `epoch`, with the percentage of its code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrichedChange {
+    pub epoch: Epoch,
+    pub diff: i128,
+    pub id: OrderId,
+    pub order: Order,
+    pub percentage_micros: i64,
+}
+
+/// What one epoch did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochOutput {
+    pub epoch: Epoch,
+    pub files: Vec<String>,
+    /// Rows read into changes.
+    pub rows: u64,
+    pub changes: Vec<ChangeRow>,
+    /// Rows left out under `--bad-rows skip`, in file and line order.
+    pub rejects: Vec<Reject>,
+    /// From the start of reading the epoch's files until its results were complete.
+    pub elapsed: Duration,
+}
+
+/// Everything a run produced, as held by worker 0.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobOutput {
+    pub epochs: Vec<EpochOutput>,
+    /// The table after the base snapshots (epoch 0).
+    pub baseline: Vec<ResultRow>,
+    /// The table after the last epoch.
+    pub table: Vec<ResultRow>,
+    pub enriched: Vec<EnrichedChange>,
+    pub codes: UpsertCounters,
+    pub orders: UpsertCounters,
+}
+
+/// Why a run stopped.
+#[derive(Debug)]
+pub enum RunError {
+    /// A bad file or row (under `BadRows::Fail`).
+    Input(InputError),
+    /// Anything else: a worker that stopped, a cluster that could not start.
+    Failed(String),
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunError::Input(error) => error.fmt(f),
+            RunError::Failed(reason) => f.write_str(reason),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+/// Runs `job` on `workers` and returns what worker 0 gathered (`None` in the other
+/// processes of a cluster).
+pub fn run_job(job: &Job, workers: &Workers) -> Result<Option<JobOutput>, RunError> {
+    let job = Arc::new(job.clone());
+    let guards = timely::execute(workers.timely_config(), move |worker| {
+        run_worker(worker, &job)
+    })
+    .map_err(|e| RunError::Failed(format!("cannot start the workers: {e}")))?;
+    let mut output = None;
+    let mut error = None;
+    for result in guards.join() {
+        match result {
+            Ok(Ok(Some(gathered))) => output = Some(gathered),
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => {
+                error.get_or_insert(e);
+            }
+            Err(panic) => {
+                error.get_or_insert(RunError::Failed(format!("a worker failed: {panic}")));
+            }
+        }
+    }
+    match error {
+        Some(e) => Err(e),
+        None => Ok(output),
+    }
+}
+
+/// What a worker tells the others after reading its share of an epoch.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct WorkerReport {
+    /// The first error, with the index of its file within the epoch.
+    error: Option<(usize, InputError)>,
+    /// One report per file of the epoch that was read.
+    shares: Vec<ShareReport>,
+    /// The upsert counts of the keys this worker owns, so far.
+    codes: UpsertCounters,
+    orders: UpsertCounters,
+}
+
+fn run_worker(worker: &mut Worker, job: &Job) -> Result<Option<JobOutput>, RunError> {
+    let share = Share {
+        index: worker.index(),
+        peers: worker.peers(),
+    };
+    let mut inputs = Inputs {
+        codes: InputHandleVec::new(),
+        orders: InputHandleVec::new(),
+    };
+    let outputs = worker.dataflow(|scope| dataflow::build(scope, &mut inputs, job.enriched));
+    let mut agree = AllGather::<WorkerReport>::new(worker);
+    let mut collector = (share.index == 0).then(Collector::default);
+
+    for (epoch, sources) in job.epochs().iter().enumerate() {
+        let epoch = epoch as Epoch;
+        let started = Instant::now();
+        // Base snapshots go straight in; an update file waits for the agreement.
+        let send_while_reading = epoch == 0;
+        let mut held = ChangeBatch::default();
+        let mut report = WorkerReport::default();
+        for (index, source) in sources.iter().enumerate() {
+            let read = read_share(source, share, job.bad_rows, &mut |position, change| {
+                if send_while_reading {
+                    send(&mut inputs, position, change);
+                } else {
+                    held.push(position, change);
+                }
+            });
+            match read {
+                Ok(share_report) => report.shares.push(share_report),
+                Err(error) => {
+                    report.error = Some((index, error));
+                    break;
+                }
+            }
+        }
+        let reports = agree.round(worker, report).map_err(peer_lost)?;
+        if let Some(error) = first_error(&reports) {
+            return Err(RunError::Input(error));
+        }
+        for change in held.codes {
+            inputs.codes.send(change);
+        }
+        for change in held.orders {
+            inputs.orders.send(change);
+        }
+        inputs.codes.advance_to(epoch + 1);
+        inputs.orders.advance_to(epoch + 1);
+        let probe = &outputs.probe;
+        worker.step_while(|| probe.less_than(&(epoch + 1)));
+        if let Some(collector) = collector.as_mut() {
+            collector.finish_epoch(epoch, sources, &reports, &outputs, started.elapsed())?;
+        }
+    }
+
+    let counts = WorkerReport {
+        codes: *outputs.code_counters.borrow(),
+        orders: *outputs.order_counters.borrow(),
+        ..WorkerReport::default()
+    };
+    let reports = agree.round(worker, counts).map_err(peer_lost)?;
+    collector.map(|c| c.finish(&reports)).transpose()
+}
+
+fn send(inputs: &mut Inputs, position: Position, change: Change) {
+    match change {
+        Change::Code {
+            code,
+            percentage_micros,
+        } => inputs.codes.send((code, position, percentage_micros)),
+        Change::Order { id, row } => inputs.orders.send((id, position, row)),
+    }
+}
+
+/// The error every worker reports for an epoch: the first in file order, whichever
+/// worker met it, so that it is the same for any number of workers.
+fn first_error(reports: &[WorkerReport]) -> Option<InputError> {
+    reports
+        .iter()
+        .filter_map(|r| r.error.as_ref())
+        .min_by_key(|(index, error)| (*index, error.line.unwrap_or(0)))
+        .map(|(_, error)| error.clone())
+}
+
+fn peer_lost(lost: PeerLost) -> RunError {
+    RunError::Failed(format!(
+        "a worker stopped: heard from {} of {} workers",
+        lost.heard_from, lost.peers
+    ))
+}
+
+/// Worker 0's view of the results, epoch by epoch.
+#[derive(Default)]
+struct Collector {
+    table: ResultTable,
+    epochs: Vec<EpochOutput>,
+    baseline: Vec<ResultRow>,
+    enriched: Vec<EnrichedChange>,
+}
+
+impl Collector {
+    fn finish_epoch(
+        &mut self,
+        epoch: Epoch,
+        sources: &[Source],
+        reports: &[WorkerReport],
+        outputs: &Outputs,
+        elapsed: Duration,
+    ) -> Result<(), RunError> {
+        let updates: Vec<_> = outputs
+            .sums
+            .borrow_mut()
+            .drain(..)
+            .map(|(percentage, _, sums)| (percentage, sums))
+            .collect();
+        let changes = self.table.apply(epoch, updates).map_err(RunError::Failed)?;
+        if epoch == 0 {
+            self.baseline = self.table.rows().map_err(RunError::Failed)?;
+        }
+        if let Some(enriched) = &outputs.enriched {
+            let mut updates: Vec<_> = enriched
+                .borrow_mut()
+                .drain(..)
+                .map(|(order, _, diff)| (order, diff))
+                .collect();
+            consolidate(&mut updates);
+            self.enriched.extend(updates.into_iter().map(
+                |((id, order, percentage_micros), diff)| EnrichedChange {
+                    epoch,
+                    diff,
+                    id,
+                    order,
+                    percentage_micros,
+                },
+            ));
+        }
+        let mut rejects = Vec::new();
+        for file in 0..sources.len() {
+            let mut of_file: Vec<Reject> = reports
+                .iter()
+                .filter_map(|r| r.shares.get(file))
+                .flat_map(|s| s.rejects.iter().cloned())
+                .collect();
+            of_file.sort_by_key(|r| r.error.line);
+            rejects.extend(of_file);
+        }
+        self.epochs.push(EpochOutput {
+            epoch,
+            files: sources.iter().map(Source::name).collect(),
+            rows: reports.iter().flat_map(|r| &r.shares).map(|s| s.rows).sum(),
+            changes,
+            rejects,
+            elapsed,
+        });
+        Ok(())
+    }
+
+    fn finish(self, reports: &[WorkerReport]) -> Result<JobOutput, RunError> {
+        let mut codes = UpsertCounters::default();
+        let mut orders = UpsertCounters::default();
+        for report in reports {
+            codes.add(&report.codes);
+            orders.add(&report.orders);
+        }
+        Ok(JobOutput {
+            table: self.table.rows().map_err(RunError::Failed)?,
+            epochs: self.epochs,
+            baseline: self.baseline,
+            enriched: self.enriched,
+            codes,
+            orders,
+        })
+    }
+}
