@@ -1,1 +1,12 @@
+//! The one test crate (one link on 2 cores): every module runs the real binary or the
+//! library on small files it writes itself.
 
+// Output of the built binary on fixtures: tables, changelogs, formats, what-if.
+mod cli;
+// A timely cluster of two processes on 127.0.0.1.
+mod cluster;
+// Bad files and rows: the error each gets, and that nothing of a bad epoch is written.
+mod errors;
+// Random epochs against a from-scratch recomputation, at 1, 2 and 4 workers.
+mod oracle;
+mod util;

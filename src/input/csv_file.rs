@@ -60,7 +60,9 @@ pub(super) fn read(
             Err(e) => return Err(InputError::file(name, format!("cannot read: {e}"))),
         }
         let (byte, line) = record.position().map_or((0, 1), |p| (p.byte(), p.line()));
-        let parsed = if record.len() == header.fields {
+        // A short row leaves its last cells empty (a delete needs only its key); a long
+        // row has cells no column names, which is an error.
+        let parsed = if record.len() <= header.fields {
             parse_row(
                 reader.role,
                 table,
@@ -73,9 +75,9 @@ pub(super) fn read(
             Err(CellError {
                 column: None,
                 reason: format!(
-                    "expected {} fields as in the header, found {}",
-                    header.fields,
-                    record.len()
+                    "{} fields, but the header names only {}",
+                    record.len(),
+                    header.fields
                 ),
             })
         };

@@ -345,7 +345,8 @@ mod tests {
             ("99999999999999999999,7,1,5,", "2: column id: '99999999999999999999' does not fit in 64 bits"),
             ("1,,1,5,", "2: column customer_id: is required but empty or missing"),
             ("1,7,1,5,today", "2: column order_time: 'today' is not a timestamp (expected epoch milliseconds, RFC 3339, or YYYY-MM-DD HH:MM:SS[.fff])"),
-            ("1,7,1", "2: expected 5 fields as in the header, found 3"),
+            ("1,7,1", "2: column order_subtotal: is required but empty or missing"),
+            ("1,7,1,5,,x", "2: 6 fields, but the header names only 5"),
         ];
         for (row, expected) in cases {
             assert_eq!(

@@ -1,0 +1,197 @@
+//! The built binary on small fixtures whose figures are worked out by hand below.
+
+use crate::eqnice;
+use crate::util::{crate_dir, Workdir};
+
+const CODES: &str = "code,percentage\nTEN,10\nQUARTER,25.5\nHALF,50\n";
+const ORDERS: &str = "\
+id,order_time,customer_id,item_ct,order_subtotal,discount_code
+1,2026-11-03T10:00:00Z,1,2,10.00,TEN
+2,,2,3,20.01,TEN
+3,1793700930000,3,1,99.99,QUARTER
+4,2026-11-03 10:00:00,4,5,100,NOPE
+5,,5,4,146.07,HALF
+";
+// NOPE appears at 10% (order 4 starts counting); HALF is deleted (its group goes).
+const UPDATE_1: &str = "op,code,percentage\nupsert,NOPE,10\ndelete,HALF\n";
+// Order 3 is corrected to 5 items under TEN; order 99 was never there.
+const UPDATE_2: &str = concat!(
+    "{\"op\":\"u\",\"table\":\"orders\",\"id\":3,\"customer_id\":3,\"item_ct\":5,\"order_subtotal\":\"99.99\",\"discount_code\":\"TEN\"}\n",
+    "{\"op\":\"d\",\"table\":\"orders\",\"id\":99}\n",
+);
+
+const HEADER: &str =
+    "percentage,avg_item_ct,avg_order_subtotal,avg_order_total,avg_discount_total,order_count\n";
+
+fn fixture(name: &str) -> Workdir {
+    let work = Workdir::new(name);
+    work.create("codes.csv", CODES);
+    work.create("orders.csv", ORDERS);
+    work.create("u1.csv", UPDATE_1);
+    work.create("u2.jsonl", UPDATE_2);
+    work
+}
+
+const BASE: &[&str] = &["run", "--codes", "codes.csv", "--orders", "orders.csv"];
+
+fn args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    BASE.iter().copied().chain(extra.iter().copied()).collect()
+}
+
+#[test]
+fn hand_computed_base() {
+    let work = fixture("hand_computed_base");
+    // 10%: orders 1 and 2. Items 5/2 = 2.5 -> 3. Subtotal 30.01/2 = 15.005 -> 15.01.
+    //      Total 30.01 * 0.9 / 2 = 13.5045 -> 13.50. Discount 30.01 * 0.1 / 2 = 1.5005 -> 1.50.
+    // 25.5%: order 3, 99.99: total 74.49255 -> 74.49, discount 25.49745 -> 25.50.
+    // 50%: order 5, 146.07: total and discount 73.035 -> 73.04.
+    // Order 4's code NOPE names no code: not counted.
+    let expected = format!(
+        "{HEADER}10,3,15.01,13.50,1.50,2\n25.5,1,99.99,74.49,25.50,1\n50,4,146.07,73.04,73.04,1\n"
+    );
+    eqnice!(expected, work.stdout(&args(&["--format", "csv"])));
+}
+
+#[test]
+fn changelog_of_updates() {
+    let work = fixture("changelog_of_updates");
+    let stdout = work.stdout(&args(&[
+        "u1.csv",
+        "u2.jsonl",
+        "--format",
+        "csv",
+        "--changes",
+        "changes.csv",
+    ]));
+    // After u2, 10% holds orders 1-4: items 15/4 -> 4, subtotal 230.00/4 = 57.50,
+    // total 51.75, discount 5.75.
+    eqnice!(format!("{HEADER}10,4,57.50,51.75,5.75,4\n"), stdout);
+    let expected = "\
+epoch,diff,percentage,avg_item_ct,avg_order_subtotal,avg_order_total,avg_discount_total,order_count
+0,+1,10,3,15.01,13.50,1.50,2
+0,+1,25.5,1,99.99,74.49,25.50,1
+0,+1,50,4,146.07,73.04,73.04,1
+1,-1,10,3,15.01,13.50,1.50,2
+1,+1,10,3,43.34,39.00,4.33,3
+1,-1,50,4,146.07,73.04,73.04,1
+2,-1,10,3,43.34,39.00,4.33,3
+2,+1,10,4,57.50,51.75,5.75,4
+2,-1,25.5,1,99.99,74.49,25.50,1
+";
+    eqnice!(expected, work.read("changes.csv"));
+}
+
+#[test]
+fn a_delete_of_a_missing_key_is_reported() {
+    let work = fixture("missing_delete");
+    let output = work.command(&args(&["u2.jsonl"])).output().unwrap();
+    assert!(output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    eqnice!(
+        "discounting: 1 deletes of orders keys that were not there (no change)\n",
+        stderr
+    );
+}
+
+#[test]
+fn any_number_of_workers_gives_the_same_answers() {
+    let work = fixture("workers");
+    let one = work.stdout(&args(&["u1.csv", "u2.jsonl", "--changes", "one.csv"]));
+    for workers in ["2", "3", "--threads=4"] {
+        let flag: Vec<&str> = if workers.starts_with("--") {
+            vec![workers]
+        } else {
+            vec!["-w", workers]
+        };
+        let mut extra = vec!["u1.csv", "u2.jsonl", "--changes", "many.csv"];
+        extra.extend(flag);
+        eqnice!(one, work.stdout(&args(&extra)));
+        eqnice!(work.read("one.csv"), work.read("many.csv"));
+    }
+}
+
+#[test]
+fn json_rows_use_ksqldb_column_names() {
+    let work = fixture("json");
+    let stdout = work.stdout(&args(&["--format", "json"]));
+    let first = stdout.lines().next().unwrap();
+    eqnice!(
+        "{\"PERCENTAGE\":10,\"AVG_ITEM_CT\":3,\"AVG_ORDER_SUBTOTAL\":15.01,\"AVG_ORDER_TOTAL\":13.50,\"AVG_DISCOUNT_TOTAL\":1.50,\"ORDER_COUNT\":2}",
+        first
+    );
+    for line in stdout.lines() {
+        serde_json::from_str::<serde_json::Value>(line).expect("every line is JSON");
+    }
+}
+
+#[test]
+fn enriched_orders() {
+    let work = fixture("enriched");
+    work.stdout(&args(&["u1.csv", "--enriched", "enriched.csv"]));
+    let expected = "\
+epoch,diff,id,order_time,customer_id,item_ct,order_subtotal,discount_code,percentage,order_total,discount_total
+0,+1,1,2026-11-03T10:00:00.000Z,1,2,10,TEN,10,9,1
+0,+1,2,,2,3,20.01,TEN,10,18.009,2.001
+0,+1,3,2026-11-03T10:15:30.000Z,3,1,99.99,QUARTER,25.5,74.49255,25.49745
+0,+1,5,,5,4,146.07,HALF,50,73.035,73.035
+1,+1,4,2026-11-03T10:00:00.000Z,4,5,100,NOPE,10,90,10
+1,-1,5,,5,4,146.07,HALF,50,73.035,73.035
+";
+    eqnice!(expected, work.read("enriched.csv"));
+}
+
+#[test]
+fn what_if_compares_baseline_and_scenario() {
+    let work = fixture("what_if");
+    let stdout = work.stdout(&[
+        "what-if",
+        "--codes",
+        "codes.csv",
+        "--orders",
+        "orders.csv",
+        "u1.csv",
+        "--format",
+        "csv",
+    ]);
+    let expected = "\
+percentage,avg_item_ct_baseline,avg_item_ct_scenario,avg_item_ct_change,avg_order_subtotal_baseline,avg_order_subtotal_scenario,avg_order_subtotal_change,avg_order_total_baseline,avg_order_total_scenario,avg_order_total_change,avg_discount_total_baseline,avg_discount_total_scenario,avg_discount_total_change,order_count_baseline,order_count_scenario,order_count_change
+10,3,3,+0,15.01,43.34,+28.33,13.50,39.00,+25.50,1.50,4.33,+2.83,2,3,+1
+25.5,1,1,+0,99.99,99.99,+0.00,74.49,74.49,+0.00,25.50,25.50,+0.00,1,1,+0
+50,4,,,146.07,,,73.04,,,73.04,,,1,0,-1
+";
+    eqnice!(expected, stdout);
+    eqnice!(CODES, work.read("codes.csv"));
+}
+
+#[test]
+fn sample_run_shows_epochs_and_final_table() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_discounting"))
+        .current_dir(crate_dir())
+        .args(["run"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        stdout.starts_with("epoch 0: inputs/discount_codes.csv, inputs/orders.csv (30 rows)\n"),
+        "{stdout}"
+    );
+    // The recipe's 15% group: orders 1002, 1004, 1007, 1008, 1012, Σ 365.18 over 5:
+    // 73.036 -> 73.04; total 62.0806 -> 62.08; discount 10.9554 -> 10.96; items 18/5 -> 4.
+    assert!(stdout.contains("  +1          15            4               73.04            62.08               10.96            5\n"), "{stdout}");
+    assert!(stdout.contains("\nfinal table\n"));
+}
+
+#[test]
+fn sample_run_final_table_as_csv() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_discounting"))
+        .current_dir(crate_dir())
+        .args(["run", "--format", "csv"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let expected = format!(
+        "{HEADER}15,5,82.01,69.70,12.30,4\n20,4,78.61,62.89,15.72,4\n25,9,120.33,90.25,30.08,3\n30,8,130.64,91.45,39.19,1\n35,6,150.00,97.50,52.50,1\n50,7,200.51,100.26,100.26,2\n"
+    );
+    eqnice!(expected, String::from_utf8(output.stdout).unwrap());
+}
