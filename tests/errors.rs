@@ -1,1 +1,144 @@
+//! Bad input: a one-line error naming file, line and column, exit code 1 (never a
+//! panic's 101), nothing printed or written; or, with `--bad-rows skip`, the rejects.
 
+use crate::eqnice;
+use crate::util::Workdir;
+
+const CODES: &str = "code,percentage\nA,10\nB,20\n";
+const ORDERS: &str = "id,customer_id,item_ct,order_subtotal,discount_code\n1,1,1,10,A\n2,2,2,20,B\n";
+
+fn fixture(name: &str) -> Workdir {
+    let work = Workdir::new(name);
+    work.create("codes.csv", CODES);
+    work.create("orders.csv", ORDERS);
+    work
+}
+
+fn run_with<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["run", "--codes", "codes.csv", "--orders", "orders.csv"];
+    args.extend(extra);
+    args
+}
+
+#[test]
+fn missing_file() {
+    let work = fixture("missing_file");
+    let stderr = work.stderr_of_failure(&run_with(&["nowhere.csv"]));
+    eqnice!(
+        "discounting: nowhere.csv: cannot open: No such file or directory (os error 2)\n",
+        stderr
+    );
+}
+
+#[test]
+fn bad_files_each_get_their_error() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("empty.csv", "", "empty.csv: empty file: a CSV file needs a header row"),
+        ("dup.csv", "op,id,ID\n", "dup.csv:1: duplicate column 'id'"),
+        ("none.csv", "op,name\n", "none.csv:1: an update header needs an id column (orders) or a code column (discount_codes)"),
+        ("both.csv", "op,id,code\n", "both.csv:1: an update header has both id and code: one CSV update file changes one table"),
+        ("noop.csv", "id,customer_id\n", "noop.csv:1: an update header needs an op column"),
+        ("open.csv", "op,id\ndelete,1\ndelete,\"2\n", "open.csv:3: a quoted field is never closed"),
+        ("u.txt", "op,id\n", "u.txt: unknown file type: expected a .csv, .jsonl or .json file"),
+        ("op.csv", "op,id\nmerge,1\n", "op.csv:2: column op: unknown op 'merge' (expected upsert or delete, or insert, +, -, c, r, u, d, +I, +U, -U, -D)"),
+        ("key.csv", "op,id\ndelete,\n", "key.csv:2: column id: is required but empty or missing"),
+        ("wide.csv", "op,id\ndelete,1,2\n", "wide.csv:2: 3 fields, but the header names only 2"),
+        ("pct.csv", "op,code,percentage\nupsert,A,100.5\n", "pct.csv:2: column percentage: must be between 0 and 100"),
+        ("json.jsonl", "{\"op\":\"d\",\"table\":\"orders\",\"id\":1} {}\n", "json.jsonl:1: not valid JSON: trailing characters at line 1 column 36"),
+        ("arr.jsonl", "[]\n", "arr.jsonl:1: expected a JSON object"),
+        ("type.jsonl", "{\"op\":\"upsert\",\"table\":\"orders\",\"id\":1,\"customer_id\":1,\"item_ct\":[1],\"order_subtotal\":1}\n", "type.jsonl:1: column item_ct: expected a string or a number, found an array"),
+    ];
+    let work = fixture("bad_files");
+    for (name, contents, expected) in cases {
+        work.create(name, contents);
+        let stderr = work.stderr_of_failure(&run_with(&[name]));
+        eqnice!(format!("discounting: {expected}\n"), stderr);
+    }
+}
+
+#[test]
+fn bad_base_snapshot() {
+    let work = fixture("bad_base");
+    work.create("orders.csv", "id,customer_id,item_ct,order_subtotal\n1,1,1,10\n2,2,-2,20\n");
+    let stderr = work.stderr_of_failure(&run_with(&[]));
+    eqnice!("discounting: orders.csv:3: column item_ct: must not be negative\n", stderr);
+    work.create("orders.csv", "op,id,customer_id,item_ct,order_subtotal\n");
+    let stderr = work.stderr_of_failure(&run_with(&[]));
+    eqnice!("discounting: orders.csv:1: a base snapshot has no op column\n", stderr);
+}
+
+#[test]
+fn invalid_utf8_is_an_error_with_its_column() {
+    let work = fixture("utf8");
+    std::fs::write(work.path("u.csv"), b"op,code,percentage\nupsert,\xff\xfe,5\n").unwrap();
+    let stderr = work.stderr_of_failure(&run_with(&["u.csv"]));
+    eqnice!("discounting: u.csv:2: column code: is not valid UTF-8\n", stderr);
+}
+
+#[test]
+fn nothing_of_a_bad_epoch_is_written() {
+    let work = fixture("bad_epoch");
+    work.create("good.csv", "op,id\ndelete,1\n");
+    work.create("bad.csv", "op,id,customer_id,item_ct,order_subtotal\nupsert,3,1,1,1\nupsert,4,1,x,1\n");
+    let args = run_with(&["good.csv", "bad.csv", "--changes", "changes.csv", "--enriched", "enriched.csv"]);
+    let stderr = work.stderr_of_failure(&args);
+    eqnice!("discounting: bad.csv:3: column item_ct: 'x' is not an integer\n", stderr);
+    assert!(!work.path("changes.csv").exists());
+    assert!(!work.path("enriched.csv").exists());
+}
+
+#[test]
+fn the_first_error_in_the_file_is_reported_whatever_the_workers() {
+    let work = fixture("first_error");
+    let mut text = String::from("op,id,customer_id,item_ct,order_subtotal\n");
+    for id in 0..400 {
+        let subtotal = if id == 150 || id == 390 { "1.2345678".to_string() } else { id.to_string() };
+        text.push_str(&format!("upsert,{id},1,1,{subtotal}\n"));
+    }
+    work.create("u.csv", &text);
+    let expected = "discounting: u.csv:152: column order_subtotal: '1.2345678': 7 fractional digits, at most 6 are accepted\n";
+    for workers in ["1", "2", "4"] {
+        eqnice!(expected, work.stderr_of_failure(&run_with(&["u.csv", "-w", workers])));
+    }
+}
+
+#[test]
+fn skip_mode_writes_rejects_and_applies_the_rest() {
+    let work = fixture("skip");
+    work.create("u.csv", "op,id,customer_id,item_ct,order_subtotal,discount_code\nupsert,3,1,1,30,A\nupsert,4,1,1,-4,A\nmerge,5,1,1,5,A\n\"upsert\",\"6\",\"1\",\"1\",\"1,5\",A\n");
+    let output = work
+        .command(&run_with(&["u.csv", "--bad-rows", "skip", "--rejects", "rejects.csv", "--format", "csv", "-w", "2"]))
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    // A: orders 1 (10) and 3 (30); B: order 2 (20).
+    eqnice!(
+        "percentage,avg_item_ct,avg_order_subtotal,avg_order_total,avg_discount_total,order_count\n10,1,20.00,18.00,2.00,2\n20,2,20.00,16.00,4.00,1\n",
+        String::from_utf8(output.stdout).unwrap()
+    );
+    eqnice!("discounting: 3 bad rows skipped\n", String::from_utf8(output.stderr).unwrap());
+    let expected = "\
+file,line,column,reason,row
+u.csv,3,order_subtotal,must not be negative,\"upsert,4,1,1,-4,A\"
+u.csv,4,op,\"unknown op 'merge' (expected upsert or delete, or insert, +, -, c, r, u, d, +I, +U, -U, -D)\",\"merge,5,1,1,5,A\"
+u.csv,5,order_subtotal,\"'1,5' is not a decimal\",\"upsert,6,1,1,\"\"1,5\"\",A\"
+";
+    eqnice!(expected, work.read("rejects.csv"));
+}
+
+#[test]
+fn flags_that_do_not_fit_together() {
+    let work = fixture("flags");
+    eqnice!(
+        "discounting: --rejects goes with --bad-rows skip\n",
+        work.stderr_of_failure(&run_with(&["--rejects", "r.csv"]))
+    );
+    eqnice!(
+        "discounting: give both --codes and --orders (or neither, to run the sample data in inputs/)\n",
+        work.stderr_of_failure(&["run", "--codes", "codes.csv"])
+    );
+    eqnice!(
+        "discounting: --process 2 is not below --processes 2\n",
+        work.stderr_of_failure(&run_with(&["--processes", "2", "--process", "2"]))
+    );
+}
