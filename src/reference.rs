@@ -10,7 +10,7 @@ use crate::dataflow::Sums;
 use crate::input::{read_share, InputError, Share};
 use crate::model::{Change, Order, OrderId};
 use crate::result::{diff_rows, rows_of, ChangeRow, ResultRow};
-use crate::run::Job;
+use crate::run::{EnrichedChange, Job};
 
 /// The current contents of both tables.
 #[derive(Debug, Default, Clone)]
@@ -19,11 +19,14 @@ pub struct Reference {
     orders: HashMap<OrderId, Order>,
 }
 
-/// The changelog and final table of a whole job, computed the plain way.
+/// The changelog, final table and enriched orders' changes of a whole job, computed the
+/// plain way.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReferenceOutput {
     pub changes: Vec<ChangeRow>,
     pub table: Vec<ResultRow>,
+    /// Sorted by epoch, id and diff.
+    pub enriched: Vec<EnrichedChange>,
 }
 
 impl Reference {
@@ -82,6 +85,8 @@ impl Reference {
         let mut tables = Reference::default();
         let mut changes = Vec::new();
         let mut rows = Vec::new();
+        let mut enriched = Vec::new();
+        let mut counted = BTreeMap::new();
         let whole = Share { index: 0, peers: 1 };
         for (epoch, sources) in job.epochs().iter().enumerate() {
             let mut read = Vec::new();
@@ -96,10 +101,42 @@ impl Reference {
             let next = rows_of(&tables.sums()).map_err(|reason| InputError::file("-", reason))?;
             changes.extend(diff_rows(epoch as u64, &rows, &next));
             rows = next;
+            let now = tables.enriched();
+            enriched.extend(diff_enriched(epoch as u64, &counted, &now));
+            counted = now;
         }
         Ok(ReferenceOutput {
             changes,
             table: rows,
+            enriched,
         })
     }
+}
+
+/// The enriched orders' changes from one snapshot to the next.
+fn diff_enriched(
+    epoch: u64,
+    before: &BTreeMap<OrderId, (Order, i64)>,
+    after: &BTreeMap<OrderId, (Order, i64)>,
+) -> Vec<EnrichedChange> {
+    let change = |diff: i128, id: &OrderId, (order, p): &(Order, i64)| EnrichedChange {
+        epoch,
+        diff,
+        id: *id,
+        order: order.clone(),
+        percentage_micros: *p,
+    };
+    let mut changes = Vec::new();
+    for (id, old) in before {
+        if after.get(id) != Some(old) {
+            changes.push(change(-1, id, old));
+        }
+    }
+    for (id, new) in after {
+        if before.get(id) != Some(new) {
+            changes.push(change(1, id, new));
+        }
+    }
+    changes.sort();
+    changes
 }

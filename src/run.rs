@@ -88,12 +88,12 @@ impl Workers {
 }
 
 /// A changed enriched order: an order counted (`diff` +1) or no longer counted (−1) at
-/// `epoch`, with the percentage of its code.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `epoch`, with the percentage of its code. Sorts by epoch, id, diff.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct EnrichedChange {
     pub epoch: Epoch,
-    pub diff: i128,
     pub id: OrderId,
+    pub diff: i128,
     pub order: Order,
     pub percentage_micros: i64,
 }

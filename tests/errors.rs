@@ -5,7 +5,8 @@ use crate::eqnice;
 use crate::util::Workdir;
 
 const CODES: &str = "code,percentage\nA,10\nB,20\n";
-const ORDERS: &str = "id,customer_id,item_ct,order_subtotal,discount_code\n1,1,1,10,A\n2,2,2,20,B\n";
+const ORDERS: &str =
+    "id,customer_id,item_ct,order_subtotal,discount_code\n1,1,1,10,A\n2,2,2,20,B\n";
 
 fn fixture(name: &str) -> Workdir {
     let work = Workdir::new(name);
@@ -59,30 +60,59 @@ fn bad_files_each_get_their_error() {
 #[test]
 fn bad_base_snapshot() {
     let work = fixture("bad_base");
-    work.create("orders.csv", "id,customer_id,item_ct,order_subtotal\n1,1,1,10\n2,2,-2,20\n");
+    work.create(
+        "orders.csv",
+        "id,customer_id,item_ct,order_subtotal\n1,1,1,10\n2,2,-2,20\n",
+    );
     let stderr = work.stderr_of_failure(&run_with(&[]));
-    eqnice!("discounting: orders.csv:3: column item_ct: must not be negative\n", stderr);
+    eqnice!(
+        "discounting: orders.csv:3: column item_ct: must not be negative\n",
+        stderr
+    );
     work.create("orders.csv", "op,id,customer_id,item_ct,order_subtotal\n");
     let stderr = work.stderr_of_failure(&run_with(&[]));
-    eqnice!("discounting: orders.csv:1: a base snapshot has no op column\n", stderr);
+    eqnice!(
+        "discounting: orders.csv:1: a base snapshot has no op column\n",
+        stderr
+    );
 }
 
 #[test]
 fn invalid_utf8_is_an_error_with_its_column() {
     let work = fixture("utf8");
-    std::fs::write(work.path("u.csv"), b"op,code,percentage\nupsert,\xff\xfe,5\n").unwrap();
+    std::fs::write(
+        work.path("u.csv"),
+        b"op,code,percentage\nupsert,\xff\xfe,5\n",
+    )
+    .unwrap();
     let stderr = work.stderr_of_failure(&run_with(&["u.csv"]));
-    eqnice!("discounting: u.csv:2: column code: is not valid UTF-8\n", stderr);
+    eqnice!(
+        "discounting: u.csv:2: column code: is not valid UTF-8\n",
+        stderr
+    );
 }
 
 #[test]
 fn nothing_of_a_bad_epoch_is_written() {
     let work = fixture("bad_epoch");
     work.create("good.csv", "op,id\ndelete,1\n");
-    work.create("bad.csv", "op,id,customer_id,item_ct,order_subtotal\nupsert,3,1,1,1\nupsert,4,1,x,1\n");
-    let args = run_with(&["good.csv", "bad.csv", "--changes", "changes.csv", "--enriched", "enriched.csv"]);
+    work.create(
+        "bad.csv",
+        "op,id,customer_id,item_ct,order_subtotal\nupsert,3,1,1,1\nupsert,4,1,x,1\n",
+    );
+    let args = run_with(&[
+        "good.csv",
+        "bad.csv",
+        "--changes",
+        "changes.csv",
+        "--enriched",
+        "enriched.csv",
+    ]);
     let stderr = work.stderr_of_failure(&args);
-    eqnice!("discounting: bad.csv:3: column item_ct: 'x' is not an integer\n", stderr);
+    eqnice!(
+        "discounting: bad.csv:3: column item_ct: 'x' is not an integer\n",
+        stderr
+    );
     assert!(!work.path("changes.csv").exists());
     assert!(!work.path("enriched.csv").exists());
 }
@@ -92,13 +122,20 @@ fn the_first_error_in_the_file_is_reported_whatever_the_workers() {
     let work = fixture("first_error");
     let mut text = String::from("op,id,customer_id,item_ct,order_subtotal\n");
     for id in 0..400 {
-        let subtotal = if id == 150 || id == 390 { "1.2345678".to_string() } else { id.to_string() };
+        let subtotal = if id == 150 || id == 390 {
+            "1.2345678".to_string()
+        } else {
+            id.to_string()
+        };
         text.push_str(&format!("upsert,{id},1,1,{subtotal}\n"));
     }
     work.create("u.csv", &text);
     let expected = "discounting: u.csv:152: column order_subtotal: '1.2345678': 7 fractional digits, at most 6 are accepted\n";
     for workers in ["1", "2", "4"] {
-        eqnice!(expected, work.stderr_of_failure(&run_with(&["u.csv", "-w", workers])));
+        eqnice!(
+            expected,
+            work.stderr_of_failure(&run_with(&["u.csv", "-w", workers]))
+        );
     }
 }
 
@@ -107,7 +144,17 @@ fn skip_mode_writes_rejects_and_applies_the_rest() {
     let work = fixture("skip");
     work.create("u.csv", "op,id,customer_id,item_ct,order_subtotal,discount_code\nupsert,3,1,1,30,A\nupsert,4,1,1,-4,A\nmerge,5,1,1,5,A\n\"upsert\",\"6\",\"1\",\"1\",\"1,5\",A\n");
     let output = work
-        .command(&run_with(&["u.csv", "--bad-rows", "skip", "--rejects", "rejects.csv", "--format", "csv", "-w", "2"]))
+        .command(&run_with(&[
+            "u.csv",
+            "--bad-rows",
+            "skip",
+            "--rejects",
+            "rejects.csv",
+            "--format",
+            "csv",
+            "-w",
+            "2",
+        ]))
         .output()
         .unwrap();
     assert!(output.status.success());
@@ -116,7 +163,10 @@ fn skip_mode_writes_rejects_and_applies_the_rest() {
         "percentage,avg_item_ct,avg_order_subtotal,avg_order_total,avg_discount_total,order_count\n10,1,20.00,18.00,2.00,2\n20,2,20.00,16.00,4.00,1\n",
         String::from_utf8(output.stdout).unwrap()
     );
-    eqnice!("discounting: 3 bad rows skipped\n", String::from_utf8(output.stderr).unwrap());
+    eqnice!(
+        "discounting: 3 bad rows skipped\n",
+        String::from_utf8(output.stderr).unwrap()
+    );
     let expected = "\
 file,line,column,reason,row
 u.csv,3,order_subtotal,must not be negative,\"upsert,4,1,1,-4,A\"
