@@ -90,6 +90,9 @@ pub struct CommonArgs {
     /// Addresses of the cluster's processes, one host:port per line, in process order.
     #[arg(long, value_name = "FILE")]
     pub hostfile: Option<PathBuf>,
+    /// Seconds a cluster process waits for the others to connect before it gives up.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub connect_timeout: u64,
     /// How the final table is printed on stdout.
     #[arg(long, value_enum, default_value_t = TableFormat::Table)]
     pub format: TableFormat,
@@ -235,6 +238,7 @@ fn workers(common: &CommonArgs) -> anyhow::Result<Workers> {
         threads: common.workers,
         process: common.process,
         addresses,
+        patience: std::time::Duration::from_secs(common.connect_timeout),
     })
 }
 

@@ -9,6 +9,7 @@
 //! - `input`: CSV and JSON Lines files into changes, each worker reading its own share.
 //! - `upsert`: the keyed-table operator (last change in file order wins).
 //! - `dataflow`: the query, maintained by differential dataflow.
+//! - `cluster`: connecting the processes of a timely cluster, with a bounded wait.
 //! - `control`: all-gather between workers, to agree on each epoch before applying it.
 //! - `result`: sums into printed rows, and the changelog of those rows.
 //! - `run`: the epoch loop; `reference`: the same answers with plain hash maps.
@@ -16,6 +17,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod cluster;
 pub mod control;
 pub mod dataflow;
 pub mod decimal;

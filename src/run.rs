@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use timely::dataflow::InputHandleVec;
 use timely::worker::Worker;
 
+use crate::cluster;
 use crate::control::{AllGather, PeerLost};
 use crate::dataflow::{self, Inputs, Outputs};
 use crate::input::{read_share, BadRows, InputError, Reject, Role, Share, ShareReport, Source};
@@ -61,28 +62,36 @@ pub enum Workers {
         threads: usize,
         process: usize,
         addresses: Vec<String>,
+        /// How long to wait for the other processes to connect.
+        patience: Duration,
     },
 }
 
 impl Workers {
-    fn timely_config(&self) -> timely::Config {
-        let communication = match self {
-            Workers::Process { threads } => timely::CommunicationConfig::Process(*threads),
+    /// Starts the workers, each running `work`.
+    fn execute<T, F>(&self, work: F) -> Result<timely::communication::WorkerGuards<T>, String>
+    where
+        T: Send + 'static,
+        F: Fn(&mut Worker) -> T + Send + Sync + 'static,
+    {
+        match self {
+            Workers::Process { threads } => {
+                timely::execute(timely::Config::process(*threads), work)
+            }
             Workers::Cluster {
                 threads,
                 process,
                 addresses,
-            } => timely::CommunicationConfig::Cluster {
-                threads: *threads,
-                process: *process,
-                addresses: addresses.clone(),
-                report: false,
-                zerocopy: false,
-            },
-        };
-        timely::Config {
-            communication,
-            worker: timely::WorkerConfig::default(),
+                patience,
+            } => {
+                let (allocators, guard) = cluster::start(addresses, *process, *threads, *patience)?;
+                timely::execute::execute_from(
+                    allocators,
+                    guard,
+                    timely::WorkerConfig::default(),
+                    work,
+                )
+            }
         }
     }
 }
@@ -149,10 +158,9 @@ impl std::error::Error for RunError {}
 /// processes of a cluster).
 pub fn run_job(job: &Job, workers: &Workers) -> Result<Option<JobOutput>, RunError> {
     let job = Arc::new(job.clone());
-    let guards = timely::execute(workers.timely_config(), move |worker| {
-        run_worker(worker, &job)
-    })
-    .map_err(|e| RunError::Failed(format!("cannot start the workers: {e}")))?;
+    let guards = workers
+        .execute(move |worker| run_worker(worker, &job))
+        .map_err(|e| RunError::Failed(format!("cannot start the workers: {e}")))?;
     let mut output = None;
     let mut error = None;
     for result in guards.join() {

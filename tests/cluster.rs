@@ -1,1 +1,153 @@
+//! Two processes of the binary, two workers each, as one timely cluster on 127.0.0.1:
+//! the same answers as one worker, and only process 0 writes.
 
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::eqnice;
+use crate::util::Workdir;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits for a child at most `limit`, killing it past that.
+fn wait(mut child: Child, limit: Duration) -> std::process::Output {
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("a cluster process did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn two_processes_match_one_worker() {
+    let work = Workdir::new("cluster");
+    let mut orders = String::from("id,customer_id,item_ct,order_subtotal,discount_code\n");
+    for id in 0..300 {
+        orders.push_str(&format!(
+            "{id},{},{},{}.{:02},C{}\n",
+            id % 17,
+            id % 9,
+            id * 7 % 500,
+            id % 100,
+            id % 6
+        ));
+    }
+    work.create("orders.csv", &orders);
+    work.create(
+        "codes.csv",
+        "code,percentage\nC0,5\nC1,10\nC2,15\nC3,20\nC4,50\n",
+    );
+    work.create(
+        "u1.csv",
+        "op,code,percentage\nupsert,C5,12.5\ndelete,C4\nupsert,C0,50\n",
+    );
+    work.create("u2.csv", "op,id\ndelete,7\ndelete,8\ndelete,1000\n");
+    let hostfile = format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port());
+    work.create("hosts.txt", &hostfile);
+    let base = [
+        "run",
+        "--codes",
+        "codes.csv",
+        "--orders",
+        "orders.csv",
+        "u1.csv",
+        "u2.csv",
+        "--format",
+        "csv",
+    ];
+
+    let single = work.stdout(&[&base[..], &["--changes", "single.csv"]].concat());
+
+    let cluster_args = |process: &'static str| -> Vec<&str> {
+        let mut args = base.to_vec();
+        args.extend([
+            "--changes",
+            "cluster.csv",
+            "-w",
+            "2",
+            "--processes",
+            "2",
+            "--hostfile",
+            "hosts.txt",
+            "--process",
+            process,
+        ]);
+        args
+    };
+    let spawn = |process| {
+        work.command(&cluster_args(process))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (zero, one) = (spawn("0"), spawn("1"));
+    let (zero, one) = (
+        wait(zero, Duration::from_secs(60)),
+        wait(one, Duration::from_secs(60)),
+    );
+    assert!(
+        zero.status.success(),
+        "process 0: {}",
+        String::from_utf8_lossy(&zero.stderr)
+    );
+    assert!(
+        one.status.success(),
+        "process 1: {}",
+        String::from_utf8_lossy(&one.stderr)
+    );
+
+    eqnice!(single, String::from_utf8(zero.stdout).unwrap());
+    assert!(one.stdout.is_empty(), "only process 0 prints");
+    eqnice!(work.read("single.csv"), work.read("cluster.csv"));
+}
+
+#[test]
+fn a_missing_peer_is_an_error_after_the_wait() {
+    let work = Workdir::new("cluster_alone");
+    work.create("codes.csv", "code,percentage\nA,5\n");
+    work.create(
+        "orders.csv",
+        "id,customer_id,item_ct,order_subtotal,discount_code\n1,1,1,1,A\n",
+    );
+    let (zero, one) = (free_port(), free_port());
+    work.create("hosts.txt", &format!("127.0.0.1:{zero}\n127.0.0.1:{one}\n"));
+    let args = |process: &'static str| {
+        vec![
+            "run",
+            "--codes",
+            "codes.csv",
+            "--orders",
+            "orders.csv",
+            "--processes",
+            "2",
+            "--hostfile",
+            "hosts.txt",
+            "--connect-timeout",
+            "1",
+            "--process",
+            process,
+        ]
+    };
+    let stderr = work.stderr_of_failure(&args("1"));
+    assert!(
+        stderr.starts_with(&format!(
+            "discounting: cannot start the workers: cannot reach process 0 at 127.0.0.1:{zero} within 1s: "
+        )),
+        "{stderr}"
+    );
+    eqnice!(
+        "discounting: cannot start the workers: process 1 did not connect within 1s\n",
+        work.stderr_of_failure(&args("0"))
+    );
+}
