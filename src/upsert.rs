@@ -50,10 +50,16 @@ impl UpsertCounters {
     }
 }
 
+/// A change to one key: its position in its file, and its new value or a delete.
+type Keyed<K, V> = (K, Position, Option<V>);
+
+/// An epoch's changes waiting for the epoch to complete, and the capability to emit at it.
+type Pending<K, V> = (Capability<Epoch>, Vec<Keyed<K, V>>);
+
 /// Applies the changes of each completed epoch, in position order per key, and emits the
 /// retraction of each replaced value and the insertion of each new one.
 pub fn upsert<'scope, K, V>(
-    stream: StreamVec<'scope, Epoch, (K, Position, Option<V>)>,
+    stream: StreamVec<'scope, Epoch, Keyed<K, V>>,
     name: &str,
     counters: Rc<RefCell<UpsertCounters>>,
 ) -> VecCollection<'scope, Epoch, (K, V), i128>
@@ -61,12 +67,12 @@ where
     K: ExchangeData + Hash + Eq,
     V: ExchangeData + PartialEq,
 {
-    let by_key = Exchange::new(|(key, _, _): &(K, Position, Option<V>)| key.hashed());
+    let by_key = Exchange::new(|(key, _, _): &Keyed<K, V>| key.hashed());
     stream
         .unary_frontier(by_key, name, move |_initial, _info| {
             let mut state: HashMap<K, V> = HashMap::new();
-            let mut pending: BTreeMap<Epoch, (Capability<Epoch>, Vec<(K, Position, Option<V>)>)> =
-                BTreeMap::new();
+            // Changes of epochs not yet complete, with a capability to emit at each.
+            let mut pending: BTreeMap<Epoch, Pending<K, V>> = BTreeMap::new();
             move |(input, frontier), output| {
                 input.for_each(|capability, changes| {
                     if let Some(held) = capability.retain_least(0) {

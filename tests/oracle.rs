@@ -99,14 +99,14 @@ impl Generator {
     }
 
     fn base(&mut self) -> (Vec<Gen>, Vec<Gen>) {
-        let codes: Vec<Gen> = self.codes[..10]
-            .to_vec()
-            .into_iter()
-            .map(|code| Gen::Code {
-                code,
-                percentage: Some(self.percentage()),
-            })
-            .collect();
+        let mut codes = Vec::new();
+        for index in 0..10 {
+            let percentage = Some(self.percentage());
+            codes.push(Gen::Code {
+                code: self.codes[index].clone(),
+                percentage,
+            });
+        }
         let mut orders = Vec::new();
         for _ in 0..200 {
             let id = self.new_or_known_id();
