@@ -9,13 +9,33 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::cli::{Plan, Report};
+use crate::cli::{JobPlan, Plan, Report};
+use crate::generate::Generator;
 use crate::input::Reject;
 use crate::output;
 use crate::run::{run_job, JobOutput};
 
-/// Runs the plan's job and writes its outputs. In a cluster only process 0 writes.
+/// Carries out a plan.
 pub fn execute(plan: &Plan) -> anyhow::Result<()> {
+    match plan {
+        Plan::Job(job) => run(job),
+        Plan::Generate { spec, out } => {
+            let generated = Generator::new(spec.clone())
+                .write_all(out)
+                .with_context(|| format!("cannot write into {}", out.display()))?;
+            eprintln!(
+                "discounting: wrote {}, {} and {} update files",
+                generated.codes.display(),
+                generated.orders.display(),
+                generated.updates.len()
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Runs the plan's job and writes its outputs. In a cluster only process 0 writes.
+fn run(plan: &JobPlan) -> anyhow::Result<()> {
     let Some(result) = run_job(&plan.job, &plan.workers)? else {
         return Ok(());
     };

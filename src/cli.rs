@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::generate::Spec;
 use crate::input::BadRows;
 use crate::output::TableFormat;
 use crate::run::{Job, Workers};
@@ -38,6 +39,30 @@ pub enum Command {
     /// only read. Prints, per percentage, each figure before, after, and the change.
     #[command(name = "what-if")]
     WhatIf(WhatIfArgs),
+    /// Write deterministic base snapshots and update files at any scale.
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Orders in the base snapshot.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    pub orders: u64,
+    /// Discount codes (one in twenty arrives only in an update file).
+    #[arg(long, value_name = "M", default_value_t = 1_000)]
+    pub codes: u64,
+    /// Update files to write, one epoch each.
+    #[arg(long, value_name = "K", default_value_t = 10)]
+    pub updates: u64,
+    /// Changes per update file.
+    #[arg(long, value_name = "U", default_value_t = 1_000)]
+    pub update_size: u64,
+    /// Seed: the same seed writes the same files.
+    #[arg(long, value_name = "S", default_value_t = 1)]
+    pub seed: u64,
+    /// Directory to write into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -117,9 +142,16 @@ pub enum BadRowsArg {
     Skip,
 }
 
-/// What `main` carries out: a job, where to run it, and what to print.
+/// What `main` carries out.
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub enum Plan {
+    Job(JobPlan),
+    Generate { spec: Spec, out: PathBuf },
+}
+
+/// A job, where to run it, and what to print.
+#[derive(Debug, Clone)]
+pub struct JobPlan {
     pub job: Job,
     pub workers: Workers,
     pub report: Report,
@@ -166,6 +198,16 @@ impl Cli {
                 Report::WhatIf,
                 args.common,
             ),
+            Command::Generate(args) => Ok(Plan::Generate {
+                spec: Spec {
+                    orders: args.orders,
+                    codes: args.codes,
+                    updates: args.updates,
+                    update_size: args.update_size,
+                    seed: args.seed,
+                },
+                out: args.out,
+            }),
         }
     }
 }
@@ -184,7 +226,7 @@ fn plan(
     if common.rejects.is_some() && bad_rows == BadRows::Fail {
         bail!("--rejects goes with --bad-rows skip");
     }
-    Ok(Plan {
+    Ok(Plan::Job(JobPlan {
         job: Job {
             codes,
             orders,
@@ -198,7 +240,7 @@ fn plan(
         changes: common.changes,
         enriched: common.enriched,
         rejects: common.rejects,
-    })
+    }))
 }
 
 fn workers(common: &CommonArgs) -> anyhow::Result<Workers> {

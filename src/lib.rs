@@ -13,6 +13,7 @@
 //! - `control`: all-gather between workers, to agree on each epoch before applying it.
 //! - `result`: sums into printed rows, and the changelog of those rows.
 //! - `run`: the epoch loop; `reference`: the same answers with plain hash maps.
+//! - `generate`: deterministic data at scale, for benchmarks and trials.
 //! - `output`, `cli`, `app`: formats, arguments, and carrying out a command line.
 
 pub mod app;
@@ -21,6 +22,7 @@ pub mod cluster;
 pub mod control;
 pub mod dataflow;
 pub mod decimal;
+pub mod generate;
 pub mod input;
 pub mod model;
 pub mod output;
