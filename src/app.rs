@@ -54,6 +54,9 @@ fn run(plan: &JobPlan) -> anyhow::Result<()> {
         write_file(path, |out| output::write_rejects(out, &rejects))?;
     }
     report_counts(&result, rejects.len());
+    if plan.stats {
+        output::write_stats(&mut io::stderr().lock(), &result.epochs)?;
+    }
 
     let mut out = BufWriter::new(io::stdout().lock());
     match plan.report {

@@ -24,6 +24,7 @@ pub mod dataflow;
 pub mod decimal;
 pub mod generate;
 pub mod input;
+pub mod memory;
 pub mod model;
 pub mod output;
 pub mod reference;

@@ -98,6 +98,31 @@ pub fn write_epochs_text(out: &mut dyn Write, epochs: &[EpochOutput]) -> io::Res
     Ok(())
 }
 
+/// Writes one `stats:` line per epoch, then the peak resident memory, for scripts.
+pub fn write_stats(out: &mut dyn Write, epochs: &[EpochOutput]) -> io::Result<()> {
+    for epoch in epochs {
+        let seconds = epoch.elapsed.as_secs_f64();
+        let per_second = if seconds > 0.0 {
+            (epoch.rows as f64 / seconds) as u64
+        } else {
+            0
+        };
+        write!(
+            out,
+            "stats: epoch={} rows={} seconds={seconds:.6} rows_per_sec={per_second}",
+            epoch.epoch, epoch.rows
+        )?;
+        if let Some(bytes) = epoch.resident_bytes {
+            write!(out, " resident_bytes={bytes}")?;
+        }
+        writeln!(out)?;
+    }
+    if let Some(peak) = crate::memory::peak_resident_bytes() {
+        writeln!(out, "stats: peak_resident_bytes={peak}")?;
+    }
+    Ok(())
+}
+
 /// Writes the enriched orders' changes, as the ksqlDB recipe's enriched stream shows them:
 /// each counted order with its percentage, order total and discount total (exact).
 pub fn write_enriched(out: &mut dyn Write, enriched: &[EnrichedChange]) -> io::Result<()> {

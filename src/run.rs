@@ -20,6 +20,7 @@ use crate::cluster;
 use crate::control::{AllGather, PeerLost};
 use crate::dataflow::{self, Inputs, Outputs};
 use crate::input::{read_share, BadRows, InputError, Reject, Role, Share, ShareReport, Source};
+use crate::memory;
 use crate::model::{Change, ChangeBatch, Epoch, Order, OrderId, Position, Table};
 use crate::result::{ChangeRow, ResultRow, ResultTable};
 use crate::upsert::UpsertCounters;
@@ -119,6 +120,8 @@ pub struct EpochOutput {
     pub rejects: Vec<Reject>,
     /// From the start of reading the epoch's files until its results were complete.
     pub elapsed: Duration,
+    /// Bytes resident in process 0 once the epoch was complete, where the OS tells.
+    pub resident_bytes: Option<u64>,
 }
 
 /// Everything a run produced, as held by worker 0.
@@ -346,6 +349,7 @@ impl Collector {
             changes,
             rejects,
             elapsed,
+            resident_bytes: memory::resident_bytes(),
         });
         Ok(())
     }
