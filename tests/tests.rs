@@ -1,6 +1,13 @@
 //! The one test crate (one link on 2 cores): every module runs the real binary or the
 //! library on small files it writes itself.
 
+// The benchmark's baseline, compiled here too so that its answers are checked.
+// (Its timing fields are read by the benchmark only.)
+#[allow(dead_code)]
+#[path = "../benches/baseline.rs"]
+mod baseline;
+// The baseline against the reference and the dataflow on generated data.
+mod baseline_answers;
 // Output of the built binary on fixtures: tables, changelogs, formats, what-if.
 mod cli;
 // A timely cluster of two processes on 127.0.0.1.
