@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use discounting::input::{read_share, BadRows, InputError, Share};
-use discounting::model::Change;
+use discounting::model::{Change, Code};
 use discounting::result::{rows_of, ResultRow};
 use discounting::run::Job;
 
@@ -18,7 +18,7 @@ type Sums = (i128, i128, i128);
 
 #[derive(Default)]
 pub struct Baseline {
-    code_ids: HashMap<String, u32, foldhash::fast::RandomState>,
+    code_ids: HashMap<Code, u32, foldhash::fast::RandomState>,
     /// Per code id: its percentage if the code exists, and the sums of its orders.
     percentage: Vec<Option<i64>>,
     per_code: Vec<Sums>,
@@ -42,7 +42,7 @@ fn add(sums: &mut Sums, sign: i128, item_ct: i64, subtotal: i64) {
 }
 
 impl Baseline {
-    fn code_id(&mut self, code: String) -> u32 {
+    fn code_id(&mut self, code: Code) -> u32 {
         let next = self.percentage.len() as u32;
         let id = *self.code_ids.entry(code).or_insert(next);
         if id == next {

@@ -10,10 +10,11 @@
 //!
 //! Both tables are upsert inputs (`upsert`), keyed by `code` and `id`. Every average is a
 //! sum divided by a count, and all sums are linear, so each order is exploded into the
-//! difference `(1, item_ct, subtotal)` of its code: orders collapse into one record per
-//! code, and a code correction joins one record, not every order that used the code. The
-//! discounted totals follow exactly from Σ subtotal and the percentage, so they need no
-//! sums of their own. The per-percentage sums go to worker 0, which turns them into rows.
+//! difference `(1, item_ct, subtotal)` of its code (inside the orders' upsert operator,
+//! which also consolidates them per epoch): orders collapse into one record per code, and
+//! a code correction joins one record, not every order that used the code. The discounted
+//! totals follow exactly from Σ subtotal and the percentage, so they need no sums of their
+//! own. The per-percentage sums go to worker 0, which turns them into rows.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -22,8 +23,8 @@ use timely::dataflow::operators::core::probe::Handle as ProbeHandle;
 use timely::dataflow::operators::{Exchange, Inspect, Probe};
 use timely::dataflow::{InputHandleVec, Scope};
 
-use crate::model::{Epoch, Order, OrderId, Position};
-use crate::upsert::{upsert, UpsertCounters};
+use crate::model::{Code, Epoch, Order, OrderId, Position};
+use crate::upsert::{upsert, upsert_order_sums, UpsertCounters};
 
 /// Per-percentage sums carried as a difference: (orders, Σ item_ct, Σ subtotal micros).
 pub type Sums = (i128, i128, i128);
@@ -36,7 +37,7 @@ pub type Gathered<D, R> = Rc<RefCell<Vec<(D, Epoch, R)>>>;
 
 /// The two upsert inputs of one worker.
 pub struct Inputs {
-    pub codes: InputHandleVec<Epoch, (String, Position, Option<i64>)>,
+    pub codes: InputHandleVec<Epoch, (Code, Position, Option<i64>)>,
     pub orders: InputHandleVec<Epoch, (OrderId, Position, Option<Order>)>,
 }
 
@@ -60,19 +61,10 @@ pub fn build(scope: Scope<'_, Epoch>, inputs: &mut Inputs, with_enriched: bool) 
         "UpsertCodes",
         Rc::clone(&code_counters),
     );
-    let orders = upsert(
-        inputs.orders.to_stream(scope),
-        "UpsertOrders",
-        Rc::clone(&order_counters),
-    );
+    let orders = inputs.orders.to_stream(scope);
+    let sums_by_code = upsert_order_sums(orders.clone(), Rc::clone(&order_counters));
 
     let codes_by_code = codes.arrange_by_key();
-    let orders_with_code = orders.filter(|(_, order)| !order.discount_code.is_empty());
-
-    let sums_by_code = orders_with_code.clone().explode(|(_, order)| {
-        let sums: Sums = (1, order.item_ct.into(), order.subtotal_micros.into());
-        Some(((order.discount_code, ()), sums))
-    });
     let sums_by_percentage = sums_by_code
         .join_core(codes_by_code.clone(), |_code, &(), &percentage| {
             Some(percentage)
@@ -82,8 +74,12 @@ pub fn build(scope: Scope<'_, Epoch>, inputs: &mut Inputs, with_enriched: bool) 
     let probe = ProbeHandle::new();
     let sums = gather_at_worker_zero(sums_by_percentage.inner, &probe);
 
+    // The enriched orders need whole rows: a second upsert of the orders, kept only when
+    // asked for (its counts would repeat the first one's).
     let enriched = with_enriched.then(|| {
-        let enriched_orders = orders_with_code
+        let ignored = Rc::new(RefCell::new(UpsertCounters::default()));
+        let enriched_orders = upsert(orders, "UpsertOrderRows", ignored)
+            .filter(|(_, order)| !order.discount_code.is_empty())
             .map(|(id, order)| (order.discount_code.clone(), (id, order)))
             .join_core(codes_by_code, |_code, (id, order), &percentage| {
                 Some((*id, order.clone(), percentage))

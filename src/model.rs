@@ -3,7 +3,11 @@
 //! Amounts and percentages are micros (see `decimal`); times are epoch milliseconds.
 //! An empty discount code or order time is `""` / `None`, as the SPEC reads an empty cell.
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
+
+/// A discount code. Codes are short, so they are held inline, without a heap allocation.
+pub type Code = CompactString;
 
 /// Key of the orders table.
 pub type OrderId = i64;
@@ -18,7 +22,7 @@ pub type Position = u64;
 /// One row of the orders table, without its key.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Order {
-    pub discount_code: String,
+    pub discount_code: Code,
     pub item_ct: i64,
     pub subtotal_micros: i64,
     pub customer_id: i64,
@@ -48,7 +52,7 @@ impl Table {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     Code {
-        code: String,
+        code: Code,
         percentage_micros: Option<i64>,
     },
     Order {
@@ -60,7 +64,7 @@ pub enum Change {
 /// Changes read from files, split by table, each with its position in its file.
 #[derive(Debug, Default, Clone)]
 pub struct ChangeBatch {
-    pub codes: Vec<(String, Position, Option<i64>)>,
+    pub codes: Vec<(Code, Position, Option<i64>)>,
     pub orders: Vec<(OrderId, Position, Option<Order>)>,
 }
 

@@ -154,7 +154,7 @@ pub fn write_enriched(out: &mut dyn Write, enriched: &[EnrichedChange]) -> io::R
             order.customer_id.to_string(),
             order.item_ct.to_string(),
             format_micros(order.subtotal_micros),
-            order.discount_code.clone(),
+            order.discount_code.to_string(),
             format_micros(change.percentage_micros),
             decimal::format_scaled(subtotal * (hundred - p), 14),
             decimal::format_scaled(subtotal * p, 14),

@@ -8,14 +8,14 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::dataflow::Sums;
 use crate::input::{read_share, InputError, Share};
-use crate::model::{Change, Order, OrderId};
+use crate::model::{Change, Code, Order, OrderId};
 use crate::result::{diff_rows, rows_of, ChangeRow, ResultRow};
 use crate::run::{EnrichedChange, Job};
 
 /// The current contents of both tables.
 #[derive(Debug, Default, Clone)]
 pub struct Reference {
-    codes: HashMap<String, i64>,
+    codes: HashMap<Code, i64>,
     orders: HashMap<OrderId, Order>,
 }
 

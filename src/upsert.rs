@@ -1,11 +1,18 @@
-//! An upsert table: a stream of `(key, position, Some(value) | None)` changes becomes the
-//! collection of each key's current `(key, value)`.
+//! Upsert tables: a stream of `(key, position, Some(value) | None)` changes applied, epoch
+//! by epoch, to keyed state, and what changed sent on.
 //!
 //! This is differential's `arrange_from_upsert` with two differences the SPEC needs: among
 //! changes to one key in one epoch the one with the greatest *position* (the last in the
 //! file) wins, not the greatest value; and deletes of absent keys are counted. Changes
 //! are exchanged by key, so each worker keeps the keys it owns in one hash map and the
-//! previous value of a key is always at hand to retract.
+//! previous row of a key is always at hand to retract.
+//!
+//! Two operators share that machinery. `upsert` sends on rows: `(key, value)` with ±1.
+//! `upsert_order_sums` is the orders table as the query needs it: it keeps only each
+//! order's code (interned per worker), item count and subtotal, and sends on, per epoch,
+//! one consolidated `(code, (orders, Σ item_ct, Σ subtotal))` change per code it touched.
+//! That is `explode` and a combiner fused into the upsert: a million-order load leaves
+//! the operator as one record per code and worker.
 
 use std::cell::RefCell;
 use std::collections::hash_map::Entry;
@@ -20,7 +27,13 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
 
-use crate::model::{Epoch, Position};
+use crate::dataflow::Sums;
+use crate::model::{Code, Epoch, Order, OrderId, Position};
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// A change to one key: its position in its file, and its new value or a delete.
+pub type Keyed<K, V> = (K, Position, Option<V>);
 
 /// How many changes an upsert table applied, counted by the worker that owns the keys.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,38 +54,87 @@ impl UpsertCounters {
     fn count<V>(&mut self, change: &Option<V>, present: bool) {
         match change {
             Some(_) => self.upserts += 1,
-            None if present => self.deletes += 1,
             None => {
                 self.deletes += 1;
-                self.missing_deletes += 1;
+                self.missing_deletes += u64::from(!present);
             }
         }
     }
 }
 
-/// A change to one key: its position in its file, and its new value or a delete.
-type Keyed<K, V> = (K, Position, Option<V>);
+/// The rows one worker owns, each kept as an `S`.
+struct Table<K, S> {
+    rows: FastMap<K, S>,
+}
+
+impl<K: Hash + Eq + Ord, S: PartialEq> Table<K, S> {
+    fn new() -> Self {
+        Table {
+            rows: FastMap::default(),
+        }
+    }
+
+    /// Applies one epoch's changes in position order per key, keeping each new value as
+    /// `store` makes it, and calls `changed(key, old, new)` for every row that changed.
+    fn apply<V>(
+        &mut self,
+        mut changes: Vec<Keyed<K, V>>,
+        counters: &mut UpsertCounters,
+        mut store: impl FnMut(V) -> S,
+        mut changed: impl FnMut(&K, Option<S>, Option<&S>),
+    ) {
+        changes.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        let mut changes = changes.into_iter().peekable();
+        while let Some((key, _, first)) = changes.next() {
+            counters.count(&first, self.rows.contains_key(&key));
+            let mut last = first;
+            while let Some((_, _, next)) = changes.next_if(|(k, _, _)| *k == key) {
+                counters.count(&next, last.is_some());
+                last = next;
+            }
+            match (self.rows.entry(key), last.map(&mut store)) {
+                (Entry::Occupied(mut row), Some(new)) => {
+                    if *row.get() != new {
+                        let old = std::mem::replace(row.get_mut(), new);
+                        changed(row.key(), Some(old), Some(row.get()));
+                    }
+                }
+                (Entry::Occupied(row), None) => {
+                    let (key, old) = row.remove_entry();
+                    changed(&key, Some(old), None);
+                }
+                (Entry::Vacant(row), Some(new)) => {
+                    let key = row.key();
+                    changed(key, None, Some(&new));
+                    row.insert(new);
+                }
+                (Entry::Vacant(_), None) => {}
+            }
+        }
+    }
+}
 
 /// An epoch's changes waiting for the epoch to complete, and the capability to emit at it.
 type Pending<K, V> = (Capability<Epoch>, Vec<Keyed<K, V>>);
 
-/// Applies the changes of each completed epoch, in position order per key, and emits the
-/// retraction of each replaced value and the insertion of each new one.
-pub fn upsert<'scope, K, V>(
+/// The operator shell: exchanges changes by key, holds each epoch's until the epoch is
+/// complete, then hands them to `apply`, which fills the epoch's output updates.
+fn upsert_operator<'scope, K, V, D, R>(
     stream: StreamVec<'scope, Epoch, Keyed<K, V>>,
     name: &str,
-    counters: Rc<RefCell<UpsertCounters>>,
-) -> VecCollection<'scope, Epoch, (K, V), i128>
+    mut apply: impl FnMut(Epoch, Vec<Keyed<K, V>>, &mut Vec<(D, Epoch, R)>) + 'static,
+) -> VecCollection<'scope, Epoch, D, R>
 where
-    K: ExchangeData + Hash + Eq,
-    V: ExchangeData + PartialEq,
+    K: ExchangeData + Hash,
+    V: ExchangeData,
+    D: Clone + 'static,
+    R: Clone + 'static,
 {
     let by_key = Exchange::new(|(key, _, _): &Keyed<K, V>| key.hashed());
     stream
         .unary_frontier(by_key, name, move |_initial, _info| {
-            let mut state: HashMap<K, V> = HashMap::new();
-            // Changes of epochs not yet complete, with a capability to emit at each.
             let mut pending: BTreeMap<Epoch, Pending<K, V>> = BTreeMap::new();
+            let mut updates = Vec::new();
             move |(input, frontier), output| {
                 input.for_each(|capability, changes| {
                     if let Some(held) = capability.retain_least(0) {
@@ -88,40 +150,107 @@ where
                     if frontier.less_equal(entry.key()) {
                         break;
                     }
-                    let (capability, mut changes) = entry.remove();
-                    let epoch = *capability.time();
-                    changes.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
-                    let mut session = output.session(&capability);
-                    let mut counters = counters.borrow_mut();
-                    let mut changes = changes.into_iter().peekable();
-                    while let Some((key, _, first)) = changes.next() {
-                        counters.count(&first, state.contains_key(&key));
-                        let mut last = first;
-                        while let Some((_, _, next)) = changes.next_if(|(k, _, _)| *k == key) {
-                            counters.count(&next, last.is_some());
-                            last = next;
-                        }
-                        match (state.entry(key), last) {
-                            (Entry::Occupied(mut row), Some(new)) => {
-                                if *row.get() != new {
-                                    let old = std::mem::replace(row.get_mut(), new.clone());
-                                    session.give(((row.key().clone(), old), epoch, -1));
-                                    session.give(((row.key().clone(), new), epoch, 1));
-                                }
-                            }
-                            (Entry::Occupied(row), None) => {
-                                let (key, old) = row.remove_entry();
-                                session.give(((key, old), epoch, -1));
-                            }
-                            (Entry::Vacant(row), Some(new)) => {
-                                session.give(((row.key().clone(), new.clone()), epoch, 1));
-                                row.insert(new);
-                            }
-                            (Entry::Vacant(_), None) => {}
-                        }
-                    }
+                    let (capability, changes) = entry.remove();
+                    apply(*capability.time(), changes, &mut updates);
+                    output.session(&capability).give_iterator(updates.drain(..));
                 }
             }
         })
         .as_collection()
+}
+
+/// An upsert table sent on as rows: the retraction of each replaced value and the
+/// insertion of each new one.
+pub fn upsert<'scope, K, V>(
+    stream: StreamVec<'scope, Epoch, Keyed<K, V>>,
+    name: &str,
+    counters: Rc<RefCell<UpsertCounters>>,
+) -> VecCollection<'scope, Epoch, (K, V), i128>
+where
+    K: ExchangeData + Hash + Eq,
+    V: ExchangeData + PartialEq,
+{
+    let mut table = Table::new();
+    upsert_operator(stream, name, move |epoch, changes, updates| {
+        let mut counters = counters.borrow_mut();
+        table.apply(
+            changes,
+            &mut counters,
+            |v| v,
+            |key, old, new| {
+                if let Some(old) = old {
+                    updates.push(((key.clone(), old), epoch, -1));
+                }
+                if let Some(new) = new {
+                    updates.push(((key.clone(), new.clone()), epoch, 1));
+                }
+            },
+        );
+    })
+}
+
+/// What the query needs of an order: its code (interned), item count and subtotal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct OrderFacts {
+    /// Index into the worker's code list; `NO_CODE` for an order without a code.
+    code: u32,
+    item_ct: i64,
+    subtotal_micros: i64,
+}
+
+const NO_CODE: u32 = u32::MAX;
+
+/// Codes seen by one worker, each given a small number.
+#[derive(Default)]
+struct Interner {
+    numbers: FastMap<Code, u32>,
+    codes: Vec<Code>,
+}
+
+impl Interner {
+    fn number(&mut self, code: Code) -> u32 {
+        if code.is_empty() {
+            return NO_CODE;
+        }
+        let next = self.codes.len() as u32;
+        *self.numbers.entry(code).or_insert_with_key(|code| {
+            self.codes.push(code.clone());
+            next
+        })
+    }
+}
+
+/// The orders table as the query needs it: per epoch, one `(code, sums)` change per code
+/// whose orders changed, consolidated on this worker. Orders without a code are kept (a
+/// later upsert may give them one) but never counted.
+pub fn upsert_order_sums<'scope>(
+    stream: StreamVec<'scope, Epoch, Keyed<OrderId, Order>>,
+    counters: Rc<RefCell<UpsertCounters>>,
+) -> VecCollection<'scope, Epoch, (Code, ()), Sums> {
+    let mut table: Table<OrderId, OrderFacts> = Table::new();
+    let mut interner = Interner::default();
+    let mut deltas: FastMap<u32, Sums> = FastMap::default();
+    upsert_operator(stream, "UpsertOrderSums", move |epoch, changes, updates| {
+        let mut counters = counters.borrow_mut();
+        let store = |order: Order| OrderFacts {
+            code: interner.number(order.discount_code),
+            item_ct: order.item_ct,
+            subtotal_micros: order.subtotal_micros,
+        };
+        table.apply(changes, &mut counters, store, |_, old, new| {
+            for (facts, sign) in [(old.as_ref(), -1i128), (new, 1)] {
+                if let Some(facts) = facts.filter(|f| f.code != NO_CODE) {
+                    let sums = deltas.entry(facts.code).or_insert((0, 0, 0));
+                    sums.0 += sign;
+                    sums.1 += sign * i128::from(facts.item_ct);
+                    sums.2 += sign * i128::from(facts.subtotal_micros);
+                }
+            }
+        });
+        for (code, sums) in deltas.drain() {
+            if sums != (0, 0, 0) {
+                updates.push(((interner.codes[code as usize].clone(), ()), epoch, sums));
+            }
+        }
+    })
 }

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 
 use crate::decimal::{self, NumberError};
-use crate::model::{Change, Order, Table, MAX_PERCENTAGE_MICROS};
+use crate::model::{Change, Code, Order, Table, MAX_PERCENTAGE_MICROS};
 
 /// Every column the SPEC names. Others are ignored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,7 +137,7 @@ pub fn read_op(cells: &impl Cells) -> Result<Op, CellError> {
 pub fn parse_change(table: Table, op: Op, cells: &impl Cells) -> Result<Change, CellError> {
     match table {
         Table::DiscountCodes => {
-            let code = required(cells, Column::Code)?.into_owned();
+            let code = Code::from(required(cells, Column::Code)?.as_ref());
             let percentage_micros = match op {
                 Op::Delete => None,
                 Op::Upsert => Some(percentage(cells)?),
@@ -180,7 +180,7 @@ fn order(cells: &impl Cells) -> Result<Order, CellError> {
     Ok(Order {
         discount_code: cells
             .cell(Column::DiscountCode)?
-            .map(Cow::into_owned)
+            .map(|code| Code::from(code.as_ref()))
             .unwrap_or_default(),
         item_ct,
         subtotal_micros,
