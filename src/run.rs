@@ -217,9 +217,16 @@ fn run_worker(worker: &mut Worker, job: &Job) -> Result<Option<JobOutput>, RunEr
         let mut held = ChangeBatch::default();
         let mut report = WorkerReport::default();
         for (index, source) in sources.iter().enumerate() {
+            let mut sent = 0u64;
             let read = read_share(source, share, job.bad_rows, &mut |position, change| {
                 if send_while_reading {
                     send(&mut inputs, position, change);
+                    // Let the dataflow take what was sent, so that it does not pile up
+                    // in channels as well as in the operators.
+                    sent += 1;
+                    if sent % STEP_EVERY == 0 {
+                        worker.step();
+                    }
                 } else {
                     held.push(position, change);
                 }
@@ -259,6 +266,9 @@ fn run_worker(worker: &mut Worker, job: &Job) -> Result<Option<JobOutput>, RunEr
     let reports = agree.round(worker, counts).map_err(peer_lost)?;
     collector.map(|c| c.finish(&reports)).transpose()
 }
+
+/// While a base snapshot is sent, the worker steps every this many rows.
+const STEP_EVERY: u64 = 1 << 14;
 
 fn send(inputs: &mut Inputs, position: Position, change: Change) {
     match change {

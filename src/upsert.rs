@@ -74,13 +74,12 @@ impl<K: Hash + Eq + Ord, S: PartialEq> Table<K, S> {
         }
     }
 
-    /// Applies one epoch's changes in position order per key, keeping each new value as
-    /// `store` makes it, and calls `changed(key, old, new)` for every row that changed.
-    fn apply<V>(
+    /// Applies one epoch's changes in position order per key and calls
+    /// `changed(key, old, new)` for every row that changed.
+    fn apply(
         &mut self,
-        mut changes: Vec<Keyed<K, V>>,
+        mut changes: Vec<Keyed<K, S>>,
         counters: &mut UpsertCounters,
-        mut store: impl FnMut(V) -> S,
         mut changed: impl FnMut(&K, Option<S>, Option<&S>),
     ) {
         changes.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
@@ -92,7 +91,7 @@ impl<K: Hash + Eq + Ord, S: PartialEq> Table<K, S> {
                 counters.count(&next, last.is_some());
                 last = next;
             }
-            match (self.rows.entry(key), last.map(&mut store)) {
+            match (self.rows.entry(key), last) {
                 (Entry::Occupied(mut row), Some(new)) => {
                     if *row.get() != new {
                         let old = std::mem::replace(row.get_mut(), new);
@@ -114,36 +113,54 @@ impl<K: Hash + Eq + Ord, S: PartialEq> Table<K, S> {
     }
 }
 
+/// What an upsert operator does with its changes: converts each value as it arrives (so
+/// that waiting changes take no more room than they must), then applies a completed
+/// epoch's changes and says what changed.
+trait UpsertLogic<K, V> {
+    /// A value as it waits for its epoch, and as the table keeps it.
+    type Stored;
+    /// An update sent on.
+    type Update;
+    fn arrive(&mut self, value: V) -> Self::Stored;
+    fn apply(
+        &mut self,
+        epoch: Epoch,
+        changes: Vec<Keyed<K, Self::Stored>>,
+        updates: &mut Vec<Self::Update>,
+    );
+}
+
 /// An epoch's changes waiting for the epoch to complete, and the capability to emit at it.
-type Pending<K, V> = (Capability<Epoch>, Vec<Keyed<K, V>>);
+type Pending<K, S> = (Capability<Epoch>, Vec<Keyed<K, S>>);
 
 /// The operator shell: exchanges changes by key, holds each epoch's until the epoch is
-/// complete, then hands them to `apply`, which fills the epoch's output updates.
-fn upsert_operator<'scope, K, V, D, R>(
+/// complete, then hands them to `logic`.
+fn upsert_operator<'scope, K, V, L, D, R>(
     stream: StreamVec<'scope, Epoch, Keyed<K, V>>,
     name: &str,
-    mut apply: impl FnMut(Epoch, Vec<Keyed<K, V>>, &mut Vec<(D, Epoch, R)>) + 'static,
+    mut logic: L,
 ) -> VecCollection<'scope, Epoch, D, R>
 where
     K: ExchangeData + Hash,
     V: ExchangeData,
+    L: UpsertLogic<K, V, Update = (D, Epoch, R)> + 'static,
     D: Clone + 'static,
     R: Clone + 'static,
 {
     let by_key = Exchange::new(|(key, _, _): &Keyed<K, V>| key.hashed());
     stream
         .unary_frontier(by_key, name, move |_initial, _info| {
-            let mut pending: BTreeMap<Epoch, Pending<K, V>> = BTreeMap::new();
+            let mut pending: BTreeMap<Epoch, Pending<K, L::Stored>> = BTreeMap::new();
             let mut updates = Vec::new();
             move |(input, frontier), output| {
                 input.for_each(|capability, changes| {
                     if let Some(held) = capability.retain_least(0) {
                         let epoch = *held.time();
-                        pending
-                            .entry(epoch)
-                            .or_insert_with(|| (held, Vec::new()))
-                            .1
-                            .append(changes);
+                        let waiting =
+                            &mut pending.entry(epoch).or_insert_with(|| (held, Vec::new())).1;
+                        waiting.extend(changes.drain(..).map(|(key, position, value)| {
+                            (key, position, value.map(|v| logic.arrive(v)))
+                        }));
                     }
                 });
                 while let Some(entry) = pending.first_entry() {
@@ -151,7 +168,7 @@ where
                         break;
                     }
                     let (capability, changes) = entry.remove();
-                    apply(*capability.time(), changes, &mut updates);
+                    logic.apply(*capability.time(), changes, &mut updates);
                     output.session(&capability).give_iterator(updates.drain(..));
                 }
             }
@@ -170,23 +187,37 @@ where
     K: ExchangeData + Hash + Eq,
     V: ExchangeData + PartialEq,
 {
-    let mut table = Table::new();
-    upsert_operator(stream, name, move |epoch, changes, updates| {
-        let mut counters = counters.borrow_mut();
-        table.apply(
-            changes,
-            &mut counters,
-            |v| v,
-            |key, old, new| {
-                if let Some(old) = old {
-                    updates.push(((key.clone(), old), epoch, -1));
-                }
-                if let Some(new) = new {
-                    updates.push(((key.clone(), new.clone()), epoch, 1));
-                }
-            },
-        );
-    })
+    let logic = Rows {
+        table: Table::new(),
+        counters,
+    };
+    upsert_operator(stream, name, logic)
+}
+
+struct Rows<K, V> {
+    table: Table<K, V>,
+    counters: Rc<RefCell<UpsertCounters>>,
+}
+
+impl<K: Hash + Eq + Ord + Clone, V: PartialEq + Clone> UpsertLogic<K, V> for Rows<K, V> {
+    type Stored = V;
+    type Update = ((K, V), Epoch, i128);
+
+    fn arrive(&mut self, value: V) -> V {
+        value
+    }
+
+    fn apply(&mut self, epoch: Epoch, changes: Vec<Keyed<K, V>>, updates: &mut Vec<Self::Update>) {
+        let mut counters = self.counters.borrow_mut();
+        self.table.apply(changes, &mut counters, |key, old, new| {
+            if let Some(old) = old {
+                updates.push(((key.clone(), old), epoch, -1));
+            }
+            if let Some(new) = new {
+                updates.push(((key.clone(), new.clone()), epoch, 1));
+            }
+        });
+    }
 }
 
 /// What the query needs of an order: its code (interned), item count and subtotal.
@@ -227,17 +258,44 @@ pub fn upsert_order_sums<'scope>(
     stream: StreamVec<'scope, Epoch, Keyed<OrderId, Order>>,
     counters: Rc<RefCell<UpsertCounters>>,
 ) -> VecCollection<'scope, Epoch, (Code, ()), Sums> {
-    let mut table: Table<OrderId, OrderFacts> = Table::new();
-    let mut interner = Interner::default();
-    let mut deltas: FastMap<u32, Sums> = FastMap::default();
-    upsert_operator(stream, "UpsertOrderSums", move |epoch, changes, updates| {
-        let mut counters = counters.borrow_mut();
-        let store = |order: Order| OrderFacts {
-            code: interner.number(order.discount_code),
+    let logic = OrderSums {
+        table: Table::new(),
+        interner: Interner::default(),
+        deltas: FastMap::default(),
+        counters,
+    };
+    upsert_operator(stream, "UpsertOrderSums", logic)
+}
+
+struct OrderSums {
+    table: Table<OrderId, OrderFacts>,
+    interner: Interner,
+    /// This epoch's change to the sums of each code, by code number.
+    deltas: FastMap<u32, Sums>,
+    counters: Rc<RefCell<UpsertCounters>>,
+}
+
+impl UpsertLogic<OrderId, Order> for OrderSums {
+    type Stored = OrderFacts;
+    type Update = ((Code, ()), Epoch, Sums);
+
+    fn arrive(&mut self, order: Order) -> OrderFacts {
+        OrderFacts {
+            code: self.interner.number(order.discount_code),
             item_ct: order.item_ct,
             subtotal_micros: order.subtotal_micros,
-        };
-        table.apply(changes, &mut counters, store, |_, old, new| {
+        }
+    }
+
+    fn apply(
+        &mut self,
+        epoch: Epoch,
+        changes: Vec<Keyed<OrderId, OrderFacts>>,
+        updates: &mut Vec<Self::Update>,
+    ) {
+        let mut counters = self.counters.borrow_mut();
+        let deltas = &mut self.deltas;
+        self.table.apply(changes, &mut counters, |_, old, new| {
             for (facts, sign) in [(old.as_ref(), -1i128), (new, 1)] {
                 if let Some(facts) = facts.filter(|f| f.code != NO_CODE) {
                     let sums = deltas.entry(facts.code).or_insert((0, 0, 0));
@@ -249,8 +307,12 @@ pub fn upsert_order_sums<'scope>(
         });
         for (code, sums) in deltas.drain() {
             if sums != (0, 0, 0) {
-                updates.push(((interner.codes[code as usize].clone(), ()), epoch, sums));
+                updates.push((
+                    (self.interner.codes[code as usize].clone(), ()),
+                    epoch,
+                    sums,
+                ));
             }
         }
-    })
+    }
 }
