@@ -83,6 +83,13 @@ impl<K: Hash + Eq + Ord, S: PartialEq> Table<K, S> {
         mut changed: impl FnMut(&K, Option<S>, Option<&S>),
     ) {
         changes.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        // Grow the table once, to its final size, rather than by doubling (which holds the
+        // old and the new table at once).
+        self.rows.reserve(
+            changes
+                .len()
+                .saturating_sub(self.rows.capacity() - self.rows.len()),
+        );
         let mut changes = changes.into_iter().peekable();
         while let Some((key, _, first)) = changes.next() {
             counters.count(&first, self.rows.contains_key(&key));
@@ -131,7 +138,48 @@ trait UpsertLogic<K, V> {
 }
 
 /// An epoch's changes waiting for the epoch to complete, and the capability to emit at it.
-type Pending<K, S> = (Capability<Epoch>, Vec<Keyed<K, S>>);
+///
+/// Changes are kept in chunks that double in size up to `MAX_CHUNK` changes: a large
+/// snapshot streams in without one vector reallocating (which holds the old and the new
+/// copy at once), and the chunks are large enough to go back to the OS when freed.
+struct Pending<K, S> {
+    capability: Capability<Epoch>,
+    chunks: Vec<Vec<Keyed<K, S>>>,
+    len: usize,
+}
+
+/// The most changes in one chunk of a `Pending`.
+const MAX_CHUNK: usize = 1 << 20;
+
+impl<K, S> Pending<K, S> {
+    fn new(capability: Capability<Epoch>) -> Self {
+        Pending {
+            capability,
+            chunks: Vec::new(),
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, change: Keyed<K, S>) {
+        if self.chunks.last().is_none_or(|c| c.len() == c.capacity()) {
+            let size = self.len.clamp(1024, MAX_CHUNK);
+            self.chunks.push(Vec::with_capacity(size));
+        }
+        if let Some(chunk) = self.chunks.last_mut() {
+            chunk.push(change);
+            self.len += 1;
+        }
+    }
+
+    /// All changes in one vector, each chunk freed as soon as it is moved.
+    fn into_changes(self) -> (Capability<Epoch>, Vec<Keyed<K, S>>) {
+        let mut changes = Vec::with_capacity(self.len);
+        for chunk in self.chunks {
+            changes.extend(chunk);
+        }
+        (self.capability, changes)
+    }
+}
 
 /// The operator shell: exchanges changes by key, holds each epoch's until the epoch is
 /// complete, then hands them to `logic`.
@@ -156,18 +204,17 @@ where
                 input.for_each(|capability, changes| {
                     if let Some(held) = capability.retain_least(0) {
                         let epoch = *held.time();
-                        let waiting =
-                            &mut pending.entry(epoch).or_insert_with(|| (held, Vec::new())).1;
-                        waiting.extend(changes.drain(..).map(|(key, position, value)| {
-                            (key, position, value.map(|v| logic.arrive(v)))
-                        }));
+                        let waiting = pending.entry(epoch).or_insert_with(|| Pending::new(held));
+                        for (key, position, value) in changes.drain(..) {
+                            waiting.push((key, position, value.map(|v| logic.arrive(v))));
+                        }
                     }
                 });
                 while let Some(entry) = pending.first_entry() {
                     if frontier.less_equal(entry.key()) {
                         break;
                     }
-                    let (capability, changes) = entry.remove();
+                    let (capability, changes) = entry.remove().into_changes();
                     logic.apply(*capability.time(), changes, &mut updates);
                     output.session(&capability).give_iterator(updates.drain(..));
                 }
