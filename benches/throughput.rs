@@ -7,6 +7,8 @@
 //! own, so that its peak memory (VmHWM) is its own: the job is the release binary with
 //! `--stats`, the baseline is this program re-run with `--baseline-child`. Timings are the
 //! binaries' own per-epoch figures, from the start of reading a file to complete results.
+//! Each configuration runs `DISCOUNTING_BENCH_RUNS` times (default 3) and every figure is
+//! the median of those runs: on 2 cores a single run is noisy.
 
 mod baseline;
 
@@ -40,13 +42,15 @@ fn main() {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-{orders}"));
     let files = prepare(&dir, orders);
 
+    let runs: usize = std::env::var("DISCOUNTING_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+
+    let mut baseline_command = Command::new(std::env::current_exe().unwrap());
+    baseline_command.arg("--baseline-child").args(&files);
+    let baseline = measure_median("baseline", &mut baseline_command, runs);
     let mut results = Vec::new();
-    let baseline = measure(
-        "baseline",
-        Command::new(std::env::current_exe().unwrap())
-            .arg("--baseline-child")
-            .args(&files),
-    );
     for workers in ["1", "2"] {
         let mut command = Command::new(env!("CARGO_BIN_EXE_discounting"));
         command
@@ -57,7 +61,7 @@ fn main() {
             .arg("--orders")
             .arg(&files[1])
             .args(&files[2..]);
-        let run = measure(&format!("dataflow -w {workers}"), &mut command);
+        let run = measure_median(&format!("dataflow -w {workers}"), &mut command, runs);
         assert_eq!(
             run.table, baseline.table,
             "the job and the baseline must give the same answers"
@@ -190,6 +194,27 @@ fn measure(name: &str, command: &mut Command) -> Measured {
     measured
 }
 
+/// Runs a configuration `runs` times and keeps, for every figure, the median.
+fn measure_median(name: &str, command: &mut Command, runs: usize) -> Measured {
+    let all: Vec<Measured> = (0..runs.max(1)).map(|_| measure(name, command)).collect();
+    let epochs = all[0].seconds.len();
+    let middle = |values: Vec<u64>| {
+        let mut values = values;
+        values.sort_unstable();
+        values[values.len() / 2]
+    };
+    Measured {
+        name: name.to_string(),
+        seconds: (0..epochs)
+            .map(|e| median(all.iter().map(|m| m.seconds[e]).collect()))
+            .collect(),
+        rows: all[0].rows.clone(),
+        resident_after_load: middle(all.iter().map(|m| m.resident_after_load).collect()),
+        peak: middle(all.iter().map(|m| m.peak).collect()),
+        table: all[0].table.clone(),
+    }
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
@@ -213,7 +238,7 @@ fn report(orders: u64, baseline: &Measured, runs: &[Measured]) {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "orders={orders} cores={}",
+        "orders={orders} cores={} (each figure the median of the runs)",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     )
     .unwrap();
@@ -283,6 +308,7 @@ fn baseline_child(files: &[String]) {
         updates: files[2..].iter().map(PathBuf::from).collect(),
         bad_rows: BadRows::Fail,
         enriched: false,
+        progress: false,
     };
     let (stats, tables) = baseline::Baseline::run(&job).unwrap_or_else(|e| panic!("{e}"));
     let mut csv = Vec::new();

@@ -4,6 +4,7 @@
 //! defaults (the sample data in `inputs/`), reads the hostfile and checks the flags
 //! against each other. The rest of the program sees only the `Plan`.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -238,6 +239,7 @@ fn plan(
             updates,
             bad_rows,
             enriched: common.enriched.is_some(),
+            progress: std::io::stderr().is_terminal(),
         },
         workers: workers(&common)?,
         report,

@@ -34,6 +34,8 @@ pub struct Job {
     pub bad_rows: BadRows,
     /// Also maintain the enriched orders (each counted order with its percentage).
     pub enriched: bool,
+    /// Show reading progress of large files on stderr.
+    pub progress: bool,
 }
 
 impl Job {
@@ -216,6 +218,7 @@ fn run_worker(worker: &mut Worker, job: &Job) -> Result<Option<JobOutput>, RunEr
         let send_while_reading = epoch == 0;
         let mut held = ChangeBatch::default();
         let mut report = WorkerReport::default();
+        let mut progress = Progress::new(share.index == 0 && job.progress);
         for (index, source) in sources.iter().enumerate() {
             let mut sent = 0u64;
             let read = read_share(source, share, job.bad_rows, &mut |position, change| {
@@ -226,6 +229,7 @@ fn run_worker(worker: &mut Worker, job: &Job) -> Result<Option<JobOutput>, RunEr
                     sent += 1;
                     if sent % STEP_EVERY == 0 {
                         worker.step();
+                        progress.show(source, sent);
                     }
                 } else {
                     held.push(position, change);
@@ -239,6 +243,7 @@ fn run_worker(worker: &mut Worker, job: &Job) -> Result<Option<JobOutput>, RunEr
                 }
             }
         }
+        progress.clear();
         let reports = agree.round(worker, report).map_err(peer_lost)?;
         if let Some(error) = first_error(&reports) {
             return Err(RunError::Input(error));
@@ -265,6 +270,42 @@ fn run_worker(worker: &mut Worker, job: &Job) -> Result<Option<JobOutput>, RunEr
     };
     let reports = agree.round(worker, counts).map_err(peer_lost)?;
     collector.map(|c| c.finish(&reports)).transpose()
+}
+
+/// A line on stderr that counts the rows worker 0 has read of a large file, rewritten in
+/// place; only when asked for (stderr is a terminal).
+struct Progress {
+    enabled: bool,
+    shown: bool,
+    last: Instant,
+}
+
+impl Progress {
+    fn new(enabled: bool) -> Progress {
+        Progress {
+            enabled,
+            shown: false,
+            last: Instant::now(),
+        }
+    }
+
+    fn show(&mut self, source: &Source, rows: u64) {
+        if self.enabled && self.last.elapsed() >= Duration::from_millis(250) {
+            self.last = Instant::now();
+            self.shown = true;
+            eprint!(
+                "\rdiscounting: reading {}: {rows} rows (this worker's share)",
+                source.name()
+            );
+        }
+    }
+
+    fn clear(&mut self) {
+        if self.shown {
+            eprint!("\r\x1b[K");
+            self.shown = false;
+        }
+    }
 }
 
 /// While a base snapshot is sent, the worker steps every this many rows.

@@ -27,6 +27,7 @@ fn baseline_matches_reference_and_dataflow() {
         updates: generated.updates,
         bad_rows: BadRows::Fail,
         enriched: false,
+        progress: false,
     };
     let expected = Reference::run(&job).unwrap();
     let (stats, tables) = Baseline::run(&job).unwrap();

@@ -326,6 +326,7 @@ fn check_seed(seed: u64) {
         updates,
         bad_rows: BadRows::Fail,
         enriched: true,
+        progress: false,
     };
 
     let expected = Reference::run(&job).unwrap();
