@@ -60,30 +60,3 @@ pub enum Change {
         row: Option<Order>,
     },
 }
-
-/// Changes read from files, split by table, each with its position in its file.
-#[derive(Debug, Default, Clone)]
-pub struct ChangeBatch {
-    pub codes: Vec<(Code, Position, Option<i64>)>,
-    pub orders: Vec<(OrderId, Position, Option<Order>)>,
-}
-
-impl ChangeBatch {
-    pub fn push(&mut self, position: Position, change: Change) {
-        match change {
-            Change::Code {
-                code,
-                percentage_micros,
-            } => self.codes.push((code, position, percentage_micros)),
-            Change::Order { id, row } => self.orders.push((id, position, row)),
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        self.codes.len() + self.orders.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}

@@ -21,7 +21,7 @@ use crate::control::{AllGather, PeerLost};
 use crate::dataflow::{self, Inputs, Outputs};
 use crate::input::{read_share, BadRows, InputError, Reject, Role, Share, ShareReport, Source};
 use crate::memory;
-use crate::model::{Change, ChangeBatch, Epoch, Order, OrderId, Position, Table};
+use crate::model::{Change, Epoch, Order, OrderId, Position, Table};
 use crate::result::{ChangeRow, ResultRow, ResultTable};
 use crate::upsert::UpsertCounters;
 
@@ -216,7 +216,7 @@ fn run_worker(worker: &mut Worker, job: &Job) -> Result<Option<JobOutput>, RunEr
         let started = Instant::now();
         // Base snapshots go straight in; an update file waits for the agreement.
         let send_while_reading = epoch == 0;
-        let mut held = ChangeBatch::default();
+        let mut held: Vec<(Position, Change)> = Vec::new();
         let mut report = WorkerReport::default();
         let mut progress = Progress::new(share.index == 0 && job.progress);
         for (index, source) in sources.iter().enumerate() {
@@ -232,7 +232,7 @@ fn run_worker(worker: &mut Worker, job: &Job) -> Result<Option<JobOutput>, RunEr
                         progress.show(source, sent);
                     }
                 } else {
-                    held.push(position, change);
+                    held.push((position, change));
                 }
             });
             match read {
@@ -248,11 +248,8 @@ fn run_worker(worker: &mut Worker, job: &Job) -> Result<Option<JobOutput>, RunEr
         if let Some(error) = first_error(&reports) {
             return Err(RunError::Input(error));
         }
-        for change in held.codes {
-            inputs.codes.send(change);
-        }
-        for change in held.orders {
-            inputs.orders.send(change);
+        for (position, change) in held {
+            send(&mut inputs, position, change);
         }
         inputs.codes.advance_to(epoch + 1);
         inputs.orders.advance_to(epoch + 1);
