@@ -5,6 +5,31 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // timely reports a lost cluster peer by panicking in its network threads, and the
+    // panics cascade through the workers (up to a panic during unwinding, which aborts).
+    // The run cannot go on, so it ends at the first one, with one line and exit code 1.
+    // Any other failing thread says so in one line; the run then ends with exit code 1.
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("timely communication error")
+            || message.contains("MergeQueue poisoned")
+        {
+            eprintln!(
+                "discounting: lost the connection to another process of the cluster ({message})"
+            );
+            std::process::exit(1);
+        }
+        let thread = std::thread::current();
+        eprintln!(
+            "discounting: thread '{}' stopped: {info}",
+            thread.name().unwrap_or("unnamed")
+        );
+    }));
     let result = discounting::cli::Cli::parse()
         .into_plan()
         .and_then(|plan| discounting::app::execute(&plan));

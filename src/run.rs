@@ -7,6 +7,7 @@
 //! The base snapshots are sent while they are read (they can be large); an update file is
 //! held until the agreement, so nothing of a bad one reaches the dataflow.
 
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -163,12 +164,22 @@ impl std::error::Error for RunError {}
 /// processes of a cluster).
 pub fn run_job(job: &Job, workers: &Workers) -> Result<Option<JobOutput>, RunError> {
     let job = Arc::new(job.clone());
-    let guards = workers
-        .execute(move |worker| run_worker(worker, &job))
-        .map_err(|e| RunError::Failed(format!("cannot start the workers: {e}")))?;
+    // timely reports a lost peer by panicking in its network threads, in the workers that
+    // then find their channels poisoned, and in the guard that joins the network threads
+    // when it is dropped (inside `join`); all of them become one error here.
+    let joined = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        workers
+            .execute(move |worker| run_worker(worker, &job))
+            .map(|guards| guards.join())
+    }));
+    let results = match joined {
+        Ok(Ok(results)) => results,
+        Ok(Err(e)) => return Err(RunError::Failed(format!("cannot start the workers: {e}"))),
+        Err(panic) => return Err(worker_failure(&panic_message(&*panic))),
+    };
     let mut output = None;
     let mut error = None;
-    for result in guards.join() {
+    for result in results {
         match result {
             Ok(Ok(Some(gathered))) => output = Some(gathered),
             Ok(Ok(None)) => {}
@@ -176,7 +187,7 @@ pub fn run_job(job: &Job, workers: &Workers) -> Result<Option<JobOutput>, RunErr
                 error.get_or_insert(e);
             }
             Err(panic) => {
-                error.get_or_insert(RunError::Failed(format!("a worker failed: {panic}")));
+                error.get_or_insert(worker_failure(&panic));
             }
         }
     }
@@ -184,6 +195,32 @@ pub fn run_job(job: &Job, workers: &Workers) -> Result<Option<JobOutput>, RunErr
         Some(e) => Err(e),
         None => Ok(output),
     }
+}
+
+/// The error for a worker (or timely thread) that stopped with `message`.
+fn worker_failure(message: &str) -> RunError {
+    let lost_peer = [
+        "timely communication error",
+        "MergeQueue poisoned",
+        "Send thread panic",
+    ]
+    .iter()
+    .any(|sign| message.contains(sign));
+    if lost_peer {
+        RunError::Failed(format!(
+            "lost the connection to another process of the cluster ({message})"
+        ))
+    } else {
+        RunError::Failed(format!("a worker failed: {message}"))
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown failure".to_string())
 }
 
 /// What a worker tells the others after reading its share of an epoch.
