@@ -151,3 +151,64 @@ fn a_missing_peer_is_an_error_after_the_wait() {
         work.stderr_of_failure(&args("0"))
     );
 }
+
+#[test]
+fn a_peer_that_dies_stops_the_others_with_a_clear_error() {
+    let work = Workdir::new("cluster_peer_dies");
+    let spec = discounting::generate::Spec {
+        orders: 400_000,
+        codes: 100,
+        updates: 0,
+        update_size: 0,
+        seed: 3,
+    };
+    discounting::generate::Generator::new(spec)
+        .write_all(&work.dir)
+        .unwrap();
+    work.create(
+        "hosts.txt",
+        &format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port()),
+    );
+    let args = |process: &'static str| {
+        vec![
+            "run",
+            "--codes",
+            "discount_codes.csv",
+            "--orders",
+            "orders.csv",
+            "--processes",
+            "2",
+            "--hostfile",
+            "hosts.txt",
+            "--connect-timeout",
+            "10",
+            "--process",
+            process,
+        ]
+    };
+    let spawn = |process| {
+        work.command(&args(process))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let zero = spawn("0");
+    let mut one = spawn("1");
+    // Loading 400,000 orders takes the debug build about a second: kill process 1 midway.
+    std::thread::sleep(Duration::from_millis(300));
+    one.kill().unwrap();
+    let _ = one.wait();
+    let zero = wait(zero, Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&zero.stderr);
+    assert_eq!(
+        zero.status.code(),
+        Some(1),
+        "process 0 must fail, not finish or crash: {stderr}"
+    );
+    assert!(
+        stderr.starts_with("discounting: lost the connection to another process of the cluster ("),
+        "{stderr}"
+    );
+    assert!(zero.stdout.is_empty());
+}
