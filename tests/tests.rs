@@ -12,6 +12,8 @@ mod baseline_answers;
 mod cli;
 // A timely cluster of two processes on 127.0.0.1.
 mod cluster;
+// Property tests over arbitrary input (proptest).
+mod fuzz;
 // Bad files and rows: the error each gets, and that nothing of a bad epoch is written.
 mod errors;
 // Random epochs against a from-scratch recomputation, at 1, 2 and 4 workers.
