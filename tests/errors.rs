@@ -192,3 +192,194 @@ fn flags_that_do_not_fit_together() {
         work.stderr_of_failure(&run_with(&["--processes", "2", "--process", "2"]))
     );
 }
+
+#[test]
+fn more_bad_cells_each_get_their_error() {
+    let header = "op,id,customer_id,item_ct,order_subtotal,discount_code\n";
+    let cases: &[(&str, &str)] = &[
+        (
+            "upsert,1,1,1,NaN,A",
+            "column order_subtotal: 'NaN': NaN and infinities are not accepted",
+        ),
+        (
+            "upsert,1,1,1,-inf,A",
+            "column order_subtotal: '-inf': NaN and infinities are not accepted",
+        ),
+        (
+            "upsert,9223372036854775808,1,1,1,A",
+            "column id: '9223372036854775808' does not fit in 64 bits",
+        ),
+        (
+            "upsert,1,1,99999999999999999999,1,A",
+            "column item_ct: '99999999999999999999' does not fit in 64 bits",
+        ),
+        (
+            "upsert,1,1,1,9223372036854.775808,A",
+            "column order_subtotal: '9223372036854.775808': out of range",
+        ),
+        (
+            "upsert,1,x,1,1,A",
+            "column customer_id: 'x' is not an integer",
+        ),
+    ];
+    let work = fixture("bad_cells");
+    for (row, reason) in cases {
+        work.create("u.csv", &format!("{header}{row}\n"));
+        eqnice!(
+            format!("discounting: u.csv:2: {reason}\n"),
+            work.stderr_of_failure(&run_with(&["u.csv"]))
+        );
+    }
+    work.create("p.csv", "op,code,percentage\nupsert,A,-0.5\n");
+    eqnice!(
+        "discounting: p.csv:2: column percentage: must be between 0 and 100\n",
+        work.stderr_of_failure(&run_with(&["p.csv"]))
+    );
+    work.create(
+        "o.jsonl",
+        "{\"op\":\"upsert\",\"table\":\"orders\",\"id\":{\"n\":1}}\n",
+    );
+    eqnice!(
+        "discounting: o.jsonl:1: column id: expected a string or a number, found an object\n",
+        work.stderr_of_failure(&run_with(&["o.jsonl"]))
+    );
+    work.create("orders.csv", "id,customer_id,order_subtotal\n1,1,1\n");
+    eqnice!(
+        "discounting: orders.csv:1: missing column 'item_ct'\n",
+        work.stderr_of_failure(&run_with(&[]))
+    );
+}
+
+#[test]
+fn odd_but_valid_files_are_accepted_with_the_right_answer() {
+    let work = Workdir::new("odd_files");
+    // A BOM, CRLF, upper-case names in another order, an unknown column, a quoted code
+    // holding a comma, a quote and a line break.
+    work.create(
+        "codes.csv",
+        "\u{feff}PERCENTAGE,Note,CODE\r\n10,\"first, plain\",A\r\n20,x,\"B,\"\"2\"\"\nX\"\r\n",
+    );
+    work.create(
+        "orders.csv",
+        "ID,DISCOUNT_CODE,ORDER_SUBTOTAL,ITEM_CT,CUSTOMER_ID,ORDER_TIME\r\n1,A,10.5,1,7,\r\n2,\"B,\"\"2\"\"\nX\",20,3,7,2026-11-03 10:00:00\r\n",
+    );
+    work.create("header-only.csv", "op,id\r\n");
+    work.create("empty.jsonl", "");
+    let stdout = work.stdout(&[
+        "run",
+        "--codes",
+        "codes.csv",
+        "--orders",
+        "orders.csv",
+        "header-only.csv",
+        "empty.jsonl",
+        "--format",
+        "csv",
+        "--changes",
+        "changes.csv",
+    ]);
+    eqnice!(
+        "percentage,avg_item_ct,avg_order_subtotal,avg_order_total,avg_discount_total,order_count\n10,1,10.50,9.45,1.05,1\n20,3,20.00,16.00,4.00,1\n",
+        stdout
+    );
+    // The two empty epochs change nothing.
+    assert_eq!(work.read("changes.csv").lines().count(), 3);
+}
+
+#[test]
+fn sums_at_the_largest_accepted_values_stay_exact() {
+    let work = Workdir::new("largest");
+    work.create("codes.csv", "code,percentage\nHALF,50\nTINY,0.000001\n");
+    let big = "9223372036854.775807";
+    let items = "9223372036854775807";
+    let mut orders = String::from("id,customer_id,item_ct,order_subtotal,discount_code\n");
+    for (id, code) in [
+        (1, "HALF"),
+        (2, "HALF"),
+        (3, "HALF"),
+        (4, "TINY"),
+        (5, "TINY"),
+    ] {
+        orders.push_str(&format!("{id},1,{items},{big},{code}\n"));
+    }
+    work.create("orders.csv", &orders);
+    let stdout = work.stdout(&[
+        "run",
+        "--codes",
+        "codes.csv",
+        "--orders",
+        "orders.csv",
+        "--format",
+        "csv",
+    ]);
+    // 9223372036854.775807 * 0.99999999 = 9223371944621.0550... and * 0.00000001 = 92233.7203...
+    eqnice!(
+        format!(
+            "percentage,avg_item_ct,avg_order_subtotal,avg_order_total,avg_discount_total,order_count\n\
+             0.000001,{items},9223372036854.78,9223371944621.06,92233.72,2\n\
+             50,{items},9223372036854.78,4611686018427.39,4611686018427.39,3\n"
+        ),
+        stdout
+    );
+}
+
+#[test]
+fn a_killed_run_leaves_the_previous_output_whole() {
+    let work = Workdir::new("killed");
+    let spec = discounting::generate::Spec {
+        orders: 400_000,
+        codes: 100,
+        updates: 1,
+        update_size: 100,
+        seed: 5,
+    };
+    discounting::generate::Generator::new(spec)
+        .write_all(&work.dir)
+        .unwrap();
+    work.create("changes.csv", "the previous changelog\n");
+    let args = [
+        "run",
+        "--codes",
+        "discount_codes.csv",
+        "--orders",
+        "orders.csv",
+        "update-1.jsonl",
+        "--changes",
+        "changes.csv",
+        "--format",
+        "csv",
+    ];
+    let mut child = work
+        .command(&args)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Loading 400,000 orders takes the debug build about a second: kill it midway.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    child.kill().unwrap();
+    let _ = child.wait();
+    eqnice!("the previous changelog\n", work.read("changes.csv"));
+    work.stdout(&args);
+    let changelog = work.read("changes.csv");
+    assert!(changelog.starts_with("epoch,diff,percentage,"));
+    assert!(changelog.ends_with('\n'));
+    assert!(
+        changelog
+            .lines()
+            .skip(1)
+            .all(|line| line.split(',').count() == 8),
+        "every line complete"
+    );
+    let leftovers = std::fs::read_dir(&work.dir).unwrap().filter(|e| {
+        e.as_ref()
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains(".tmp-")
+    });
+    assert_eq!(
+        leftovers.count(),
+        0,
+        "no temporary file is left after a complete run"
+    );
+}
