@@ -46,8 +46,16 @@ pub(super) fn read(
     if chunk.start >= chunk.end {
         return Ok(());
     }
-    file.seek(SeekFrom::Start(chunk.start)).map_err(io_error)?;
-    let range = BufReader::with_capacity(1 << 16, (&*file).take(chunk.end - chunk.start));
+    // csv-core strips a UTF-8 BOM from the start of whatever it reads, so a chunk starts
+    // at the line end before it (an empty line, skipped): a row that begins with the
+    // bytes of a BOM keeps them, whichever worker reads it.
+    let (start, first_line) = match byte_before(file, chunk.start).map_err(io_error)? {
+        Some(b'\n') => (chunk.start - 1, chunk.first_line - 1),
+        Some(b'\r') => (chunk.start - 1, chunk.first_line),
+        _ => (chunk.start, chunk.first_line),
+    };
+    file.seek(SeekFrom::Start(start)).map_err(io_error)?;
+    let range = BufReader::with_capacity(1 << 16, (&*file).take(chunk.end - start));
     let mut csv = ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -81,14 +89,22 @@ pub(super) fn read(
                 ),
             })
         };
-        reader.accept(
-            chunk.first_line + line - 1,
-            chunk.start + byte,
-            parsed,
-            || record_text(&record),
-        )?;
+        let position = start + byte;
+        let line = || layout::record_line(reader.path, position, first_line + line - 1);
+        reader.accept(line, position, parsed, || record_text(&record))?;
     }
     Ok(())
+}
+
+/// The byte before `offset`, if there is one.
+fn byte_before(file: &mut File, offset: u64) -> std::io::Result<Option<u8>> {
+    if offset == 0 {
+        return Ok(None);
+    }
+    file.seek(SeekFrom::Start(offset - 1))?;
+    let mut byte = [0u8];
+    file.read_exact(&mut byte)?;
+    Ok(Some(byte[0]))
 }
 
 fn read_header(file: &mut File, name: &str) -> Result<Header, InputError> {

@@ -47,9 +47,12 @@ pub(super) fn read(
             continue;
         }
         let parsed = parse_line(text, reader.role);
-        reader.accept(this_line, this_position, parsed, || {
-            String::from_utf8_lossy(text).into_owned()
-        })?;
+        reader.accept(
+            || this_line,
+            this_position,
+            parsed,
+            || String::from_utf8_lossy(text).into_owned(),
+        )?;
     }
     Ok(())
 }

@@ -111,6 +111,34 @@ pub fn scan(file: &mut File, data_start: u64, peers: usize, csv: bool) -> io::Re
     })
 }
 
+/// The line a CSV record is really on. The csv reader places a record that follows
+/// blank lines at the start of those blank lines (`byte`, on line `line`), so the line
+/// terminators from there on are counted here. Only called for a rejected row.
+pub fn record_line(path: &std::path::Path, byte: u64, line: u64) -> u64 {
+    let count = || -> io::Result<u64> {
+        let mut file = File::open(path)?;
+        io::Seek::seek(&mut file, io::SeekFrom::Start(byte))?;
+        let mut block = vec![0u8; 1 << 12];
+        let mut newlines = 0;
+        loop {
+            let read = read_full(&mut file, &mut block)?;
+            let run = block[..read]
+                .iter()
+                .take_while(|b| matches!(b, b'\r' | b'\n'));
+            let (mut length, mut ends) = (0, 0);
+            for &b in run {
+                length += 1;
+                ends += u64::from(b == b'\n');
+            }
+            newlines += ends;
+            if length < read || read == 0 {
+                return Ok(line + newlines);
+            }
+        }
+    };
+    count().unwrap_or(line)
+}
+
 fn read_full(file: &mut File, buffer: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buffer.len() {

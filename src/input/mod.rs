@@ -116,6 +116,7 @@ pub fn read_share(
     let mut file = File::open(&source.path)
         .map_err(|e| InputError::file(&name, format!("cannot open: {e}")))?;
     let mut reader = ShareReader {
+        path: &source.path,
         name: &name,
         role: source.role,
         bad_rows,
@@ -131,6 +132,7 @@ pub fn read_share(
 
 /// Turns rows into changes for one share, keeping count and rejects.
 struct ShareReader<'a> {
+    path: &'a Path,
     name: &'a str,
     role: Role,
     bad_rows: BadRows,
@@ -139,11 +141,11 @@ struct ShareReader<'a> {
 }
 
 impl ShareReader<'_> {
-    /// Hands on the change a row makes, or deals with its error; `row_text` is only
-    /// called for a rejected row.
+    /// Hands on the change a row makes, or deals with its error; `line` and `row_text`
+    /// are only called for a rejected row.
     fn accept(
         &mut self,
-        line: u64,
+        line: impl FnOnce() -> u64,
         position: Position,
         parsed: Result<Change, CellError>,
         row_text: impl FnOnce() -> String,
@@ -155,7 +157,12 @@ impl ShareReader<'_> {
                 Ok(())
             }
             Err(cell) => self.reject(
-                InputError::at(self.name, line, cell.column.map(Column::name), cell.reason),
+                InputError::at(
+                    self.name,
+                    line(),
+                    cell.column.map(Column::name),
+                    cell.reason,
+                ),
                 row_text,
             ),
         }
@@ -477,6 +484,55 @@ mod tests {
                 })
                 .collect();
             assert_eq!(ids, (0..100).collect::<Vec<_>>(), "{peers} workers");
+        }
+    }
+
+    #[test]
+    fn lines_after_blank_lines_are_the_same_whatever_the_workers() {
+        let text = "code,percentage\n\r\n\n\nA,x\n\nB,5\n";
+        for peers in 1..=4 {
+            let mut lines = Vec::new();
+            for index in 0..peers {
+                let (_, report) = read_text(
+                    "c.csv",
+                    text.as_bytes(),
+                    CODES,
+                    Share { index, peers },
+                    BadRows::Skip,
+                )
+                .unwrap();
+                lines.extend(report.rejects.iter().map(|r| r.error.line));
+            }
+            assert_eq!(lines, vec![Some(5)], "{peers} workers");
+        }
+    }
+
+    /// Found by `tests/fuzz.rs`: a worker whose share began with a row starting with the
+    /// bytes of a BOM lost them (csv-core strips a BOM wherever it starts reading).
+    #[test]
+    fn a_row_starting_with_bom_bytes_keeps_them_whatever_the_workers() {
+        let text = "code,percentage\n\n\u{feff}X,1\nA,2\n";
+        for peers in 1..=4 {
+            let mut codes = Vec::new();
+            for index in 0..peers {
+                let (changes, _) = read_text(
+                    "c.csv",
+                    text.as_bytes(),
+                    CODES,
+                    Share { index, peers },
+                    BadRows::Fail,
+                )
+                .unwrap();
+                codes.extend(changes.into_iter().map(|(_, c)| c));
+            }
+            let names: Vec<String> = codes
+                .iter()
+                .map(|c| match c {
+                    Change::Code { code, .. } => code.to_string(),
+                    _ => String::new(),
+                })
+                .collect();
+            assert_eq!(names, ["\u{feff}X", "A"], "{peers} workers");
         }
     }
 
