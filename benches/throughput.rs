@@ -306,6 +306,7 @@ fn baseline_child(files: &[String]) {
         codes: files[0].clone().into(),
         orders: files[1].clone().into(),
         updates: files[2..].iter().map(PathBuf::from).collect(),
+        follow: None,
         bad_rows: BadRows::Fail,
         enriched: false,
         progress: false,

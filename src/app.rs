@@ -9,11 +9,18 @@ use std::path::Path;
 
 use anyhow::Context;
 
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
 use crate::cli::{JobPlan, Plan, Report};
 use crate::generate::Generator;
+use crate::input::InputError;
 use crate::input::Reject;
 use crate::output;
-use crate::run::{run_job, JobOutput};
+use crate::output::TableFormat;
+use crate::run::JobOutput;
+use crate::run::{run_job_observed, EpochOutput, Observer, Quiet};
 
 /// Carries out a plan.
 pub fn execute(plan: &Plan) -> anyhow::Result<()> {
@@ -36,10 +43,23 @@ pub fn execute(plan: &Plan) -> anyhow::Result<()> {
 
 /// Runs the plan's job and writes its outputs. In a cluster only process 0 writes.
 fn run(plan: &JobPlan) -> anyhow::Result<()> {
-    let Some(result) = run_job(&plan.job, &plan.workers)? else {
+    let live = plan.report == Report::Live;
+    let observer: Arc<dyn Observer> = if live {
+        Arc::new(Live::new(plan))
+    } else {
+        Arc::new(Quiet)
+    };
+    if let Some(follow) = &plan.job.follow {
+        // Ctrl-C or SIGTERM: finish the epoch under way, write everything, exit 0.
+        let stop = Arc::clone(&follow.stop);
+        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
+            .context("cannot install the Ctrl-C handler")?;
+    }
+    let Some(result) = run_job_observed(&plan.job, &plan.workers, observer)? else {
         return Ok(());
     };
-    if let Some(path) = &plan.changes {
+    // A live run has appended each epoch to the changelog already.
+    if let (Some(path), false) = (&plan.changes, live) {
         write_file(path, |out| output::write_changelog(out, &result.epochs))?;
     }
     if let Some(path) = &plan.enriched {
@@ -54,7 +74,7 @@ fn run(plan: &JobPlan) -> anyhow::Result<()> {
         write_file(path, |out| output::write_rejects(out, &rejects))?;
     }
     report_counts(&result, rejects.len());
-    if plan.stats {
+    if plan.stats && !live {
         output::write_stats(&mut io::stderr().lock(), &result.epochs)?;
     }
 
@@ -69,9 +89,78 @@ fn run(plan: &JobPlan) -> anyhow::Result<()> {
         Report::WhatIf => {
             output::write_comparison(&mut out, &result.baseline, &result.table, plan.format)?
         }
+        Report::Live => {
+            if plan.format == TableFormat::Table {
+                writeln!(out, "final table")?;
+                output::write_table(&mut out, &result.table, plan.format)?;
+            }
+        }
     }
     out.flush()?;
     Ok(())
+}
+
+/// Follow mode's output: each epoch's changes on stdout as it completes, appended to the
+/// changelog (one write per epoch, synced, so the file only ever holds whole epochs).
+struct Live {
+    format: TableFormat,
+    stats: bool,
+    changes: Option<PathBuf>,
+    /// The changelog, opened (and started afresh) at the first epoch.
+    changelog: Mutex<Option<File>>,
+}
+
+impl Live {
+    fn new(plan: &JobPlan) -> Live {
+        Live {
+            format: plan.format,
+            stats: plan.stats,
+            changes: plan.changes.clone(),
+            changelog: Mutex::new(None),
+        }
+    }
+}
+
+impl Observer for Live {
+    fn epoch(&self, epoch: &EpochOutput) -> io::Result<()> {
+        let mut out = io::stdout().lock();
+        match self.format {
+            TableFormat::Table => output::write_epochs_text(&mut out, std::slice::from_ref(epoch))?,
+            TableFormat::Csv => {
+                if epoch.epoch == 0 {
+                    output::write_changelog_header(&mut out)?;
+                }
+                output::write_changelog_rows(&mut out, &epoch.changes)?;
+            }
+            TableFormat::Json => output::write_changes_json(&mut out, &epoch.changes)?,
+        }
+        out.flush()?;
+        if let Some(path) = &self.changes {
+            let mut changelog = self
+                .changelog
+                .lock()
+                .map_err(|_| io::Error::other("changelog lock"))?;
+            if changelog.is_none() {
+                let mut file = File::create(path)?;
+                output::write_changelog_header(&mut file)?;
+                *changelog = Some(file);
+            }
+            if let Some(file) = changelog.as_mut() {
+                let mut lines = Vec::new();
+                output::write_changelog_rows(&mut lines, &epoch.changes)?;
+                file.write_all(&lines)?;
+                file.sync_data()?;
+            }
+        }
+        if self.stats {
+            output::write_epoch_stats(&mut io::stderr().lock(), epoch)?;
+        }
+        Ok(())
+    }
+
+    fn skipped(&self, error: &InputError) {
+        eprintln!("discounting: skipped a bad file: {error}");
+    }
 }
 
 /// Tells on stderr what changed nothing: rejected rows and deletes of absent keys.

@@ -13,7 +13,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::generate::Spec;
 use crate::input::BadRows;
 use crate::output::TableFormat;
-use crate::run::{Job, Workers};
+use crate::run::{Follow, Job, Workers};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 /// Per-discount order analytics, kept exact while orders and codes change.
 ///
@@ -77,6 +79,12 @@ pub struct RunArgs {
     /// Update files, applied in the order given, one epoch each.
     #[arg(value_name = "UPDATE_FILE")]
     pub updates: Vec<PathBuf>,
+    /// Then keep applying the update files that appear in DIR, in name order, printing
+    /// each epoch's changes as it completes, until Ctrl-C (SIGINT) or SIGTERM. A file
+    /// counts once its name is final: write it as `.name.csv` or `name.csv.tmp` and
+    /// rename it. A bad file is reported and skipped.
+    #[arg(long, value_name = "DIR")]
+    pub follow: Option<PathBuf>,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -176,6 +184,8 @@ pub enum Report {
     EpochsAndTable,
     /// Baseline against scenario.
     WhatIf,
+    /// Each epoch's changes as it completes (follow mode); in text, the final table too.
+    Live,
 }
 
 impl Cli {
@@ -183,6 +193,7 @@ impl Cli {
     pub fn into_plan(self) -> anyhow::Result<Plan> {
         match self.command {
             Command::Run(args) => {
+                let follow = args.follow;
                 let (codes, orders, updates, report) = match (args.codes, args.orders) {
                     (Some(codes), Some(orders)) => (codes, orders, args.updates, Report::Table),
                     (None, None) if args.updates.is_empty() => {
@@ -195,7 +206,18 @@ impl Cli {
                     }
                     _ => bail!("give both --codes and --orders (or neither, to run the sample data in inputs/)"),
                 };
-                plan(codes, orders, updates, report, args.common)
+                let mut plan = plan(codes, orders, updates, report, args.common)?;
+                if let (Some(dir), Plan::Job(job)) = (follow, &mut plan) {
+                    if !dir.is_dir() {
+                        bail!("--follow {}: not a directory", dir.display());
+                    }
+                    job.job.follow = Some(Follow {
+                        dir,
+                        stop: Arc::new(AtomicBool::new(false)),
+                    });
+                    job.report = Report::Live;
+                }
+                Ok(plan)
             }
             Command::WhatIf(args) => plan(
                 args.codes,
@@ -237,6 +259,7 @@ fn plan(
             codes,
             orders,
             updates,
+            follow: None,
             bad_rows,
             enriched: common.enriched.is_some(),
             progress: std::io::stderr().is_terminal(),

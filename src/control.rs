@@ -6,6 +6,7 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::time::Duration;
 
 use timely::dataflow::operators::core::probe::Handle as ProbeHandle;
 use timely::dataflow::operators::vec::Broadcast;
@@ -54,8 +55,11 @@ impl<T: timely::ExchangeData + Clone> AllGather<T> {
         self.input.send((worker.index(), value));
         self.round += 1;
         self.input.advance_to(self.round);
-        let (probe, round) = (&self.probe, self.round);
-        worker.step_while(|| probe.less_than(&round));
+        // Park between steps: in follow mode the other workers wait here, possibly for
+        // long, while worker 0 waits for a file.
+        while self.probe.less_than(&self.round) {
+            worker.step_or_park(Some(Duration::from_millis(100)));
+        }
         let mut messages = std::mem::take(&mut *self.received.borrow_mut());
         messages.sort_by_key(|(index, _)| *index);
         if messages.len() != worker.peers() {

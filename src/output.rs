@@ -54,14 +54,48 @@ pub fn write_table(out: &mut dyn Write, rows: &[ResultRow], format: TableFormat)
 
 /// Writes the changelog: `epoch,diff,` and the result columns, every epoch in order.
 pub fn write_changelog(out: &mut dyn Write, epochs: &[EpochOutput]) -> io::Result<()> {
+    write_changelog_header(out)?;
+    for epoch in epochs {
+        write_changelog_rows(out, &epoch.changes)?;
+    }
+    Ok(())
+}
+
+/// The changelog's header line.
+pub fn write_changelog_header(out: &mut dyn Write) -> io::Result<()> {
     let mut csv = csv::Writer::from_writer(out);
     let mut header = vec!["epoch", "diff"];
     header.extend(COLUMNS);
     csv.write_record(&header)?;
-    for change in epochs.iter().flat_map(|e| &e.changes) {
+    csv.flush()
+}
+
+/// Changelog lines, without the header.
+pub fn write_changelog_rows(out: &mut dyn Write, changes: &[ChangeRow]) -> io::Result<()> {
+    let mut csv = csv::Writer::from_writer(out);
+    for change in changes {
         csv.write_record(changelog_record(change))?;
     }
     csv.flush()
+}
+
+/// Changes as JSON Lines: `EPOCH`, `DIFF` and the result's columns, upper case.
+pub fn write_changes_json(out: &mut dyn Write, changes: &[ChangeRow]) -> io::Result<()> {
+    for change in changes {
+        let fields: Vec<String> = COLUMNS
+            .iter()
+            .zip(&change.row.values)
+            .map(|(name, value)| format!("\"{}\":{value}", name.to_ascii_uppercase()))
+            .collect();
+        writeln!(
+            out,
+            "{{\"EPOCH\":{},\"DIFF\":{},{}}}",
+            change.epoch,
+            change.diff,
+            fields.join(",")
+        )?;
+    }
+    Ok(())
 }
 
 fn changelog_record(change: &ChangeRow) -> Vec<String> {
@@ -101,6 +135,17 @@ pub fn write_epochs_text(out: &mut dyn Write, epochs: &[EpochOutput]) -> io::Res
 /// Writes one `stats:` line per epoch, then the peak resident memory, for scripts.
 pub fn write_stats(out: &mut dyn Write, epochs: &[EpochOutput]) -> io::Result<()> {
     for epoch in epochs {
+        write_epoch_stats(out, epoch)?;
+    }
+    if let Some(peak) = crate::memory::peak_resident_bytes() {
+        writeln!(out, "stats: peak_resident_bytes={peak}")?;
+    }
+    Ok(())
+}
+
+/// One epoch's `stats:` line.
+pub fn write_epoch_stats(out: &mut dyn Write, epoch: &EpochOutput) -> io::Result<()> {
+    {
         let seconds = epoch.elapsed.as_secs_f64();
         let per_second = if seconds > 0.0 {
             (epoch.rows as f64 / seconds) as u64
@@ -115,12 +160,8 @@ pub fn write_stats(out: &mut dyn Write, epochs: &[EpochOutput]) -> io::Result<()
         if let Some(bytes) = epoch.resident_bytes {
             write!(out, " resident_bytes={bytes}")?;
         }
-        writeln!(out)?;
+        writeln!(out)
     }
-    if let Some(peak) = crate::memory::peak_resident_bytes() {
-        writeln!(out, "stats: peak_resident_bytes={peak}")?;
-    }
-    Ok(())
 }
 
 /// Writes the enriched orders' changes, as the ksqlDB recipe's enriched stream shows them:

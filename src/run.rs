@@ -7,8 +7,10 @@
 //! The base snapshots are sent while they are read (they can be large); an update file is
 //! held until the agreement, so nothing of a bad one reaches the dataflow.
 
+use std::collections::{BTreeSet, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,11 +29,13 @@ use crate::result::{ChangeRow, ResultRow, ResultTable};
 use crate::upsert::UpsertCounters;
 
 /// What to compute: the base snapshots, the update files (one epoch each), and how.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Job {
     pub codes: PathBuf,
     pub orders: PathBuf,
     pub updates: Vec<PathBuf>,
+    /// After the update files, keep applying the files that appear in a directory.
+    pub follow: Option<Follow>,
     pub bad_rows: BadRows,
     /// Also maintain the enriched orders (each counted order with its percentage).
     pub enriched: bool,
@@ -40,13 +44,18 @@ pub struct Job {
 }
 
 impl Job {
-    /// The files of each epoch: the two snapshots, then one update file per epoch.
-    pub fn epochs(&self) -> Vec<Vec<Source>> {
-        let base = vec![
+    /// The files of epoch 0: the two base snapshots.
+    pub fn base(&self) -> Vec<Source> {
+        vec![
             Source::new(&self.codes, Role::Snapshot(Table::DiscountCodes)),
             Source::new(&self.orders, Role::Snapshot(Table::Orders)),
-        ];
-        std::iter::once(base)
+        ]
+    }
+
+    /// The files of each epoch: the two snapshots, then one update file per epoch
+    /// (without a followed directory's files).
+    pub fn epochs(&self) -> Vec<Vec<Source>> {
+        std::iter::once(self.base())
             .chain(
                 self.updates
                     .iter()
@@ -55,6 +64,58 @@ impl Job {
             .collect()
     }
 }
+
+/// A directory to follow: every complete update file that appears in it is applied as
+/// the next epoch, in name order, until `stop` is set.
+///
+/// A file is complete when its name is final: writers create it under a name that starts
+/// with `.` or has another extension (`.tmp`, `.part`) and rename it when done. Only
+/// `.csv`, `.jsonl`, `.json` and `.ndjson` files whose names do not start with `.` count.
+#[derive(Debug, Clone)]
+pub struct Follow {
+    pub dir: PathBuf,
+    pub stop: Arc<AtomicBool>,
+}
+
+impl Follow {
+    /// How often the directory is looked at while nothing is new.
+    const POLL: Duration = Duration::from_millis(100);
+
+    /// The complete update files in the directory now, in name order.
+    fn complete_files(&self) -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|path| {
+                let visible = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| !n.starts_with('.'));
+                visible && path.is_file() && Source::new(path, Role::Update).format().is_ok()
+            })
+            .collect();
+        files.sort();
+        files
+    }
+}
+
+/// What is told, as it happens, about a run: each completed epoch, each skipped file.
+/// Worker 0 calls it, in epoch order.
+pub trait Observer: Send + Sync {
+    /// An epoch is complete; an error here ends the run.
+    fn epoch(&self, _epoch: &EpochOutput) -> std::io::Result<()> {
+        Ok(())
+    }
+    /// An update file was refused and, in follow mode, skipped.
+    fn skipped(&self, _error: &InputError) {}
+}
+
+/// An observer that is told nothing.
+pub struct Quiet;
+
+impl Observer for Quiet {}
 
 /// Where the workers run: threads of this process, or a timely cluster of processes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,13 +224,22 @@ impl std::error::Error for RunError {}
 /// Runs `job` on `workers` and returns what worker 0 gathered (`None` in the other
 /// processes of a cluster).
 pub fn run_job(job: &Job, workers: &Workers) -> Result<Option<JobOutput>, RunError> {
+    run_job_observed(job, workers, Arc::new(Quiet))
+}
+
+/// Runs `job` as `run_job` does, telling `observer` of each epoch as it completes.
+pub fn run_job_observed(
+    job: &Job,
+    workers: &Workers,
+    observer: Arc<dyn Observer>,
+) -> Result<Option<JobOutput>, RunError> {
     let job = Arc::new(job.clone());
     // timely reports a lost peer by panicking in its network threads, in the workers that
     // then find their channels poisoned, and in the guard that joins the network threads
     // when it is dropped (inside `join`); all of them become one error here.
     let joined = std::panic::catch_unwind(AssertUnwindSafe(|| {
         workers
-            .execute(move |worker| run_worker(worker, &job))
+            .execute(move |worker| run_worker(worker, &job, &*observer))
             .map(|guards| guards.join())
     }));
     let results = match joined {
@@ -235,7 +305,11 @@ struct WorkerReport {
     orders: UpsertCounters,
 }
 
-fn run_worker(worker: &mut Worker, job: &Job) -> Result<Option<JobOutput>, RunError> {
+fn run_worker(
+    worker: &mut Worker,
+    job: &Job,
+    observer: &dyn Observer,
+) -> Result<Option<JobOutput>, RunError> {
     let share = Share {
         index: worker.index(),
         peers: worker.peers(),
@@ -245,22 +319,80 @@ fn run_worker(worker: &mut Worker, job: &Job) -> Result<Option<JobOutput>, RunEr
         orders: InputHandleVec::new(),
     };
     let outputs = worker.dataflow(|scope| dataflow::build(scope, &mut inputs, job.enriched));
-    let mut agree = AllGather::<WorkerReport>::new(worker);
-    let mut collector = (share.index == 0).then(Collector::default);
+    let mut state = WorkerState {
+        share,
+        inputs,
+        outputs,
+        agree: AllGather::new(worker),
+        collector: (share.index == 0).then(Collector::default),
+    };
+    let mut next_file = AllGather::<Option<PathBuf>>::new(worker);
 
-    for (epoch, sources) in job.epochs().iter().enumerate() {
-        let epoch = epoch as Epoch;
+    state.epoch(worker, job, 0, &job.base(), observer)?;
+    // Worker 0 decides which update file comes next (in follow mode it watches a
+    // directory); every worker takes its word, so all read the same files in one order.
+    let mut feed = (share.index == 0).then(|| Feed::new(job));
+    let mut epoch: Epoch = 1;
+    loop {
+        let proposal = feed.as_mut().and_then(Feed::next);
+        let decided = next_file.round(worker, proposal).map_err(peer_lost)?;
+        let Some(path) = decided.into_iter().next().flatten() else {
+            break;
+        };
+        let sources = [Source::new(path, Role::Update)];
+        match state.epoch(worker, job, epoch, &sources, observer) {
+            Ok(()) => epoch += 1,
+            // A followed stream goes on past a bad file, which is applied not at all.
+            Err(RunError::Input(error)) if job.follow.is_some() => {
+                if share.index == 0 {
+                    observer.skipped(&error);
+                }
+            }
+            Err(error) => return Err(error),
+        }
+    }
+
+    let counts = WorkerReport {
+        codes: *state.outputs.code_counters.borrow(),
+        orders: *state.outputs.order_counters.borrow(),
+        ..WorkerReport::default()
+    };
+    let reports = state.agree.round(worker, counts).map_err(peer_lost)?;
+    state.collector.map(|c| c.finish(&reports)).transpose()
+}
+
+/// One worker's dataflow handles and what it keeps between epochs.
+struct WorkerState {
+    share: Share,
+    inputs: Inputs,
+    outputs: Outputs,
+    agree: AllGather<WorkerReport>,
+    collector: Option<Collector>,
+}
+
+impl WorkerState {
+    /// Reads this worker's share of the epoch's files, agrees with the others that all
+    /// were read without error, applies the epoch and (worker 0) gathers its results.
+    fn epoch(
+        &mut self,
+        worker: &mut Worker,
+        job: &Job,
+        epoch: Epoch,
+        sources: &[Source],
+        observer: &dyn Observer,
+    ) -> Result<(), RunError> {
         let started = Instant::now();
         // Base snapshots go straight in; an update file waits for the agreement.
         let send_while_reading = epoch == 0;
         let mut held: Vec<(Position, Change)> = Vec::new();
         let mut report = WorkerReport::default();
-        let mut progress = Progress::new(share.index == 0 && job.progress);
+        let mut progress = Progress::new(self.share.index == 0 && job.progress);
+        let inputs = &mut self.inputs;
         for (index, source) in sources.iter().enumerate() {
             let mut sent = 0u64;
-            let read = read_share(source, share, job.bad_rows, &mut |position, change| {
+            let read = read_share(source, self.share, job.bad_rows, &mut |position, change| {
                 if send_while_reading {
-                    send(&mut inputs, position, change);
+                    send(inputs, position, change);
                     // Let the dataflow take what was sent, so that it does not pile up
                     // in channels as well as in the operators.
                     sent += 1;
@@ -281,29 +413,70 @@ fn run_worker(worker: &mut Worker, job: &Job) -> Result<Option<JobOutput>, RunEr
             }
         }
         progress.clear();
-        let reports = agree.round(worker, report).map_err(peer_lost)?;
+        let reports = self.agree.round(worker, report).map_err(peer_lost)?;
         if let Some(error) = first_error(&reports) {
             return Err(RunError::Input(error));
         }
         for (position, change) in held {
-            send(&mut inputs, position, change);
+            send(inputs, position, change);
         }
         inputs.codes.advance_to(epoch + 1);
         inputs.orders.advance_to(epoch + 1);
-        let probe = &outputs.probe;
+        let probe = &self.outputs.probe;
         worker.step_while(|| probe.less_than(&(epoch + 1)));
-        if let Some(collector) = collector.as_mut() {
-            collector.finish_epoch(epoch, sources, &reports, &outputs, started.elapsed())?;
+        if let Some(collector) = self.collector.as_mut() {
+            let done = collector.finish_epoch(
+                epoch,
+                sources,
+                &reports,
+                &self.outputs,
+                started.elapsed(),
+            )?;
+            observer.epoch(done).map_err(|e| {
+                RunError::Failed(format!("cannot write epoch {epoch}'s output: {e}"))
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Worker 0's source of update files: those given, then (in follow mode) every complete
+/// file that appears in the followed directory, in name order, until asked to stop.
+struct Feed {
+    queued: VecDeque<PathBuf>,
+    follow: Option<(Follow, BTreeSet<PathBuf>)>,
+}
+
+impl Feed {
+    fn new(job: &Job) -> Feed {
+        Feed {
+            queued: job.updates.iter().cloned().collect(),
+            follow: job.follow.clone().map(|f| (f, BTreeSet::new())),
         }
     }
 
-    let counts = WorkerReport {
-        codes: *outputs.code_counters.borrow(),
-        orders: *outputs.order_counters.borrow(),
-        ..WorkerReport::default()
-    };
-    let reports = agree.round(worker, counts).map_err(peer_lost)?;
-    collector.map(|c| c.finish(&reports)).transpose()
+    /// The next update file, waiting for one in follow mode; `None` at the end.
+    fn next(&mut self) -> Option<PathBuf> {
+        let Some((follow, taken)) = self.follow.as_mut() else {
+            return self.queued.pop_front();
+        };
+        loop {
+            if follow.stop.load(Ordering::SeqCst) {
+                return None;
+            }
+            if let Some(path) = self.queued.pop_front() {
+                return Some(path);
+            }
+            for path in follow.complete_files() {
+                if taken.insert(path.clone()) {
+                    self.queued.push_back(path);
+                }
+            }
+            if self.queued.is_empty() {
+                std::thread::sleep(Follow::POLL);
+            }
+        }
+    }
 }
 
 /// A line on stderr that counts the rows worker 0 has read of a large file, rewritten in
@@ -389,7 +562,7 @@ impl Collector {
         reports: &[WorkerReport],
         outputs: &Outputs,
         elapsed: Duration,
-    ) -> Result<(), RunError> {
+    ) -> Result<&EpochOutput, RunError> {
         let updates: Vec<_> = outputs
             .sums
             .borrow_mut()
@@ -436,7 +609,7 @@ impl Collector {
             elapsed,
             resident_bytes: memory::resident_bytes(),
         });
-        Ok(())
+        Ok(&self.epochs[self.epochs.len() - 1])
     }
 
     fn finish(self, reports: &[WorkerReport]) -> Result<JobOutput, RunError> {

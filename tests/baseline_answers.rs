@@ -25,6 +25,7 @@ fn baseline_matches_reference_and_dataflow() {
         codes: generated.codes,
         orders: generated.orders,
         updates: generated.updates,
+        follow: None,
         bad_rows: BadRows::Fail,
         enriched: false,
         progress: false,

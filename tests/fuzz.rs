@@ -181,6 +181,7 @@ proptest! {
             codes,
             orders,
             updates,
+            follow: None,
             bad_rows: if skip { BadRows::Skip } else { BadRows::Fail },
             enriched: false,
             progress: false,

@@ -324,6 +324,7 @@ fn check_seed(seed: u64) {
         codes: codes_path.clone(),
         orders: orders_path.clone(),
         updates,
+        follow: None,
         bad_rows: BadRows::Fail,
         enriched: true,
         progress: false,

@@ -12,6 +12,8 @@ mod baseline_answers;
 mod cli;
 // A timely cluster of two processes on 127.0.0.1.
 mod cluster;
+// Follow mode: files dropped into a directory while the binary runs, then SIGINT.
+mod follow;
 // Property tests over arbitrary input (proptest).
 mod fuzz;
 // Bad files and rows: the error each gets, and that nothing of a bad epoch is written.

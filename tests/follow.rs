@@ -1,0 +1,129 @@
+//! Follow mode with a real directory: files dropped in while the binary runs are applied
+//! as epochs and printed as they complete, a bad file is reported and skipped, and
+//! SIGINT ends the run with exit code 0 and complete outputs.
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::sync::mpsc::{channel, Receiver};
+use std::time::Duration;
+
+use crate::eqnice;
+use crate::util::Workdir;
+
+/// Lines of a child's stream, as they come.
+fn lines_of(stream: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (send, receive) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    receive
+}
+
+/// Waits for a line that satisfies `wanted`, returning every line read until then.
+fn wait_for(lines: &Receiver<String>, wanted: impl Fn(&str) -> bool) -> Vec<String> {
+    let mut seen = Vec::new();
+    loop {
+        match lines.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) => {
+                let done = wanted(&line);
+                seen.push(line);
+                if done {
+                    return seen;
+                }
+            }
+            Err(_) => panic!("gave up waiting; lines so far: {seen:#?}"),
+        }
+    }
+}
+
+/// Writes a file as a well-behaved producer does: under a hidden name, then renamed.
+fn drop_file(work: &Workdir, name: &str, contents: &str) {
+    let hidden = format!("incoming/.{name}");
+    work.create(&hidden, contents);
+    std::fs::rename(work.path(&hidden), work.path(&format!("incoming/{name}"))).unwrap();
+}
+
+#[test]
+fn files_dropped_in_are_applied_until_sigint() {
+    let work = Workdir::new("follow");
+    work.create("codes.csv", "code,percentage\nA,10\nB,50\n");
+    work.create(
+        "orders.csv",
+        "id,customer_id,item_ct,order_subtotal,discount_code\n1,1,1,10,A\n2,1,3,30,B\n",
+    );
+    work.create(
+        "incoming/01-first.csv",
+        "op,id,customer_id,item_ct,order_subtotal,discount_code\nupsert,3,1,1,20,A\n",
+    );
+    let mut child = work
+        .command(&[
+            "run",
+            "--codes",
+            "codes.csv",
+            "--orders",
+            "orders.csv",
+            "--follow",
+            "incoming",
+            "--format",
+            "csv",
+            "--changes",
+            "changes.csv",
+            "-w",
+            "2",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = lines_of(child.stdout.take().unwrap());
+    let stderr = lines_of(child.stderr.take().unwrap());
+
+    // The base, then the file that was there before the run.
+    let mut seen = wait_for(&stdout, |l| l.starts_with("1,+1,10,"));
+    // A file dropped in while it runs.
+    drop_file(&work, "02-second.csv", "op,code,percentage\nupsert,B,25\n");
+    seen.extend(wait_for(&stdout, |l| l.starts_with("2,+1,25,")));
+    // A bad file is reported and skipped; nothing of it is applied.
+    drop_file(
+        &work,
+        "03-bad.csv",
+        "op,id,customer_id,item_ct,order_subtotal\nupsert,9,1,1,1000\nupsert,10,1,x,1\n",
+    );
+    let errors = wait_for(&stderr, |l| l.contains("skipped"));
+    eqnice!(
+        "discounting: skipped a bad file: incoming/03-bad.csv:3: column item_ct: 'x' is not an integer",
+        errors.last().unwrap().as_str()
+    );
+    // The next good file is the next epoch.
+    drop_file(
+        &work,
+        "04-fourth.jsonl",
+        "{\"op\":\"delete\",\"table\":\"orders\",\"id\":1}\n",
+    );
+    seen.extend(wait_for(&stdout, |l| l.starts_with("3,+1,10,")));
+
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert_eq!(exit.code(), Some(0), "SIGINT ends a followed run normally");
+
+    let expected = "\
+epoch,diff,percentage,avg_item_ct,avg_order_subtotal,avg_order_total,avg_discount_total,order_count
+0,+1,10,1,10.00,9.00,1.00,1
+0,+1,50,3,30.00,15.00,15.00,1
+1,-1,10,1,10.00,9.00,1.00,1
+1,+1,10,1,15.00,13.50,1.50,2
+2,+1,25,3,30.00,22.50,7.50,1
+2,-1,50,3,30.00,15.00,15.00,1
+3,-1,10,1,15.00,13.50,1.50,2
+3,+1,10,1,20.00,18.00,2.00,1";
+    eqnice!(expected, seen.join("\n"));
+    eqnice!(format!("{expected}\n"), work.read("changes.csv"));
+}
