@@ -18,7 +18,7 @@ use crate::generate::Generator;
 use crate::input::InputError;
 use crate::input::Reject;
 use crate::output;
-use crate::output::TableFormat;
+use crate::output::{ChangelogFormat, TableFormat};
 use crate::run::JobOutput;
 use crate::run::{run_job_observed, EpochOutput, Observer, Quiet};
 
@@ -60,7 +60,9 @@ fn run(plan: &JobPlan) -> anyhow::Result<()> {
     };
     // A live run has appended each epoch to the changelog already.
     if let (Some(path), false) = (&plan.changes, live) {
-        write_file(path, |out| output::write_changelog(out, &result.epochs))?;
+        write_file(path, |out| {
+            output::write_changelog(out, plan.changes_format, &result.epochs)
+        })?;
     }
     if let Some(path) = &plan.enriched {
         write_file(path, |out| output::write_enriched(out, &result.enriched))?;
@@ -106,6 +108,7 @@ struct Live {
     format: TableFormat,
     stats: bool,
     changes: Option<PathBuf>,
+    changes_format: ChangelogFormat,
     /// The changelog, opened (and started afresh) at the first epoch.
     changelog: Mutex<Option<File>>,
 }
@@ -116,6 +119,7 @@ impl Live {
             format: plan.format,
             stats: plan.stats,
             changes: plan.changes.clone(),
+            changes_format: plan.changes_format,
             changelog: Mutex::new(None),
         }
     }
@@ -128,9 +132,9 @@ impl Observer for Live {
             TableFormat::Table => output::write_epochs_text(&mut out, std::slice::from_ref(epoch))?,
             TableFormat::Csv => {
                 if epoch.epoch == 0 {
-                    output::write_changelog_header(&mut out)?;
+                    output::write_changelog_header(&mut out, ChangelogFormat::Csv)?;
                 }
-                output::write_changelog_rows(&mut out, &epoch.changes)?;
+                output::write_changelog_rows(&mut out, ChangelogFormat::Csv, &epoch.changes)?;
             }
             TableFormat::Json => output::write_changes_json(&mut out, &epoch.changes)?,
         }
@@ -142,12 +146,12 @@ impl Observer for Live {
                 .map_err(|_| io::Error::other("changelog lock"))?;
             if changelog.is_none() {
                 let mut file = File::create(path)?;
-                output::write_changelog_header(&mut file)?;
+                output::write_changelog_header(&mut file, self.changes_format)?;
                 *changelog = Some(file);
             }
             if let Some(file) = changelog.as_mut() {
                 let mut lines = Vec::new();
-                output::write_changelog_rows(&mut lines, &epoch.changes)?;
+                output::write_changelog_rows(&mut lines, self.changes_format, &epoch.changes)?;
                 file.write_all(&lines)?;
                 file.sync_data()?;
             }

@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::generate::Spec;
 use crate::input::BadRows;
-use crate::output::TableFormat;
+use crate::output::{ChangelogFormat, TableFormat};
 use crate::run::{Follow, Job, Workers};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -133,6 +133,10 @@ pub struct CommonArgs {
     /// Write every epoch's changes to the result as CSV (epoch,diff,columns...).
     #[arg(long, value_name = "FILE")]
     pub changes: Option<PathBuf>,
+    /// The changelog's form: the SPEC's CSV with diffs, Debezium-style JSON Lines
+    /// (op/before/after), or CSV with Flink's row kinds (+I/-U/+U/-D).
+    #[arg(long, value_enum, default_value_t = ChangelogFormat::Csv)]
+    pub changes_format: ChangelogFormat,
     /// Write the enriched orders' changes (each counted order with its percentage,
     /// order total and discount total) as CSV.
     #[arg(long, value_name = "FILE")]
@@ -170,6 +174,7 @@ pub struct JobPlan {
     pub report: Report,
     pub format: TableFormat,
     pub changes: Option<PathBuf>,
+    pub changes_format: ChangelogFormat,
     pub enriched: Option<PathBuf>,
     pub rejects: Option<PathBuf>,
     pub stats: bool,
@@ -268,6 +273,7 @@ fn plan(
         report,
         format: common.format,
         changes: common.changes,
+        changes_format: common.changes_format,
         enriched: common.enriched,
         rejects: common.rejects,
         stats: common.stats,

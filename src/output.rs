@@ -7,7 +7,7 @@ use chrono::{DateTime, SecondsFormat};
 
 use crate::decimal::{self, format_micros, format_signed, parse_scaled};
 use crate::input::Reject;
-use crate::model::MAX_PERCENTAGE_MICROS;
+use crate::model::{Epoch, MAX_PERCENTAGE_MICROS};
 use crate::result::{ChangeRow, ResultRow, COLUMNS};
 use crate::run::{EnrichedChange, EpochOutput};
 
@@ -40,59 +40,152 @@ pub fn write_table(out: &mut dyn Write, rows: &[ResultRow], format: TableFormat)
         }
         TableFormat::Json => {
             for row in rows {
-                let fields: Vec<String> = COLUMNS
-                    .iter()
-                    .zip(&row.values)
-                    .map(|(name, value)| format!("\"{}\":{value}", name.to_ascii_uppercase()))
-                    .collect();
-                writeln!(out, "{{{}}}", fields.join(","))?;
+                writeln!(out, "{}", json_row(row))?;
             }
             Ok(())
         }
     }
 }
 
-/// Writes the changelog: `epoch,diff,` and the result columns, every epoch in order.
-pub fn write_changelog(out: &mut dyn Write, epochs: &[EpochOutput]) -> io::Result<()> {
-    write_changelog_header(out)?;
+/// How the changelog is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ChangelogFormat {
+    /// The SPEC's CSV: `epoch,diff,` and the result's columns; a change is -1 then +1.
+    #[default]
+    Csv,
+    /// JSON Lines in Debezium's envelope: `op` `c`/`u`/`d` with `before` and `after` rows
+    /// (ksqlDB's upper-case columns), and the `epoch`.
+    Debezium,
+    /// CSV with Flink's row kinds instead of diffs: `epoch,op,` and the columns, `op`
+    /// being `+I`, `-U` then `+U`, or `-D`.
+    Flink,
+}
+
+/// Writes the changelog, every epoch in order.
+pub fn write_changelog(
+    out: &mut dyn Write,
+    format: ChangelogFormat,
+    epochs: &[EpochOutput],
+) -> io::Result<()> {
+    write_changelog_header(out, format)?;
     for epoch in epochs {
-        write_changelog_rows(out, &epoch.changes)?;
+        write_changelog_rows(out, format, &epoch.changes)?;
     }
     Ok(())
 }
 
-/// The changelog's header line.
-pub fn write_changelog_header(out: &mut dyn Write) -> io::Result<()> {
+/// The changelog's header line, for the formats that have one.
+pub fn write_changelog_header(out: &mut dyn Write, format: ChangelogFormat) -> io::Result<()> {
+    let first = match format {
+        ChangelogFormat::Csv => ["epoch", "diff"],
+        ChangelogFormat::Flink => ["epoch", "op"],
+        ChangelogFormat::Debezium => return Ok(()),
+    };
     let mut csv = csv::Writer::from_writer(out);
-    let mut header = vec!["epoch", "diff"];
-    header.extend(COLUMNS);
-    csv.write_record(&header)?;
+    csv.write_record(first.iter().chain(COLUMNS.iter()))?;
     csv.flush()
 }
 
 /// Changelog lines, without the header.
-pub fn write_changelog_rows(out: &mut dyn Write, changes: &[ChangeRow]) -> io::Result<()> {
-    let mut csv = csv::Writer::from_writer(out);
-    for change in changes {
-        csv.write_record(changelog_record(change))?;
+pub fn write_changelog_rows(
+    out: &mut dyn Write,
+    format: ChangelogFormat,
+    changes: &[ChangeRow],
+) -> io::Result<()> {
+    match format {
+        ChangelogFormat::Csv => {
+            let mut csv = csv::Writer::from_writer(out);
+            for change in changes {
+                csv.write_record(changelog_record(change))?;
+            }
+            csv.flush()
+        }
+        ChangelogFormat::Flink => {
+            let mut csv = csv::Writer::from_writer(out);
+            for (epoch, event) in events(changes) {
+                let kinds = match event {
+                    Event::Insert(row) => vec![("+I", row)],
+                    Event::Update(before, after) => vec![("-U", before), ("+U", after)],
+                    Event::Delete(row) => vec![("-D", row)],
+                };
+                for (kind, row) in kinds {
+                    let mut record = vec![epoch.to_string(), kind.to_string()];
+                    record.extend(row.values.iter().cloned());
+                    csv.write_record(&record)?;
+                }
+            }
+            csv.flush()
+        }
+        ChangelogFormat::Debezium => {
+            for (epoch, event) in events(changes) {
+                let (op, before, after) = match event {
+                    Event::Insert(row) => ("c", None, Some(row)),
+                    Event::Update(before, after) => ("u", Some(before), Some(after)),
+                    Event::Delete(row) => ("d", Some(row), None),
+                };
+                let row = |r: Option<&ResultRow>| r.map_or("null".to_string(), json_row);
+                writeln!(
+                    out,
+                    "{{\"op\":\"{op}\",\"epoch\":{epoch},\"before\":{},\"after\":{}}}",
+                    row(before),
+                    row(after)
+                )?;
+            }
+            Ok(())
+        }
     }
-    csv.flush()
+}
+
+/// A change to one row of the result, as stream processors name them.
+enum Event<'a> {
+    Insert(&'a ResultRow),
+    Update(&'a ResultRow, &'a ResultRow),
+    Delete(&'a ResultRow),
+}
+
+/// Pairs each -1 with the +1 of the same percentage and epoch that follows it.
+fn events(changes: &[ChangeRow]) -> Vec<(Epoch, Event<'_>)> {
+    let mut events = Vec::new();
+    let mut rest = changes.iter().peekable();
+    while let Some(change) = rest.next() {
+        let event = if change.diff < 0 {
+            let same_row = |next: &&ChangeRow| {
+                next.diff > 0
+                    && next.epoch == change.epoch
+                    && next.row.percentage_micros == change.row.percentage_micros
+            };
+            match rest.next_if(same_row) {
+                Some(after) => Event::Update(&change.row, &after.row),
+                None => Event::Delete(&change.row),
+            }
+        } else {
+            Event::Insert(&change.row)
+        };
+        events.push((change.epoch, event));
+    }
+    events
+}
+
+/// One result row as a JSON object with ksqlDB's upper-case column names.
+fn json_row(row: &ResultRow) -> String {
+    let fields: Vec<String> = COLUMNS
+        .iter()
+        .zip(&row.values)
+        .map(|(name, value)| format!("\"{}\":{value}", name.to_ascii_uppercase()))
+        .collect();
+    format!("{{{}}}", fields.join(","))
 }
 
 /// Changes as JSON Lines: `EPOCH`, `DIFF` and the result's columns, upper case.
 pub fn write_changes_json(out: &mut dyn Write, changes: &[ChangeRow]) -> io::Result<()> {
     for change in changes {
-        let fields: Vec<String> = COLUMNS
-            .iter()
-            .zip(&change.row.values)
-            .map(|(name, value)| format!("\"{}\":{value}", name.to_ascii_uppercase()))
-            .collect();
+        let row = json_row(&change.row);
         writeln!(
             out,
-            "{{\"EPOCH\":{},\"DIFF\":{},{}}}",
+            "{{\"EPOCH\":{},\"DIFF\":{},{}",
             change.epoch,
             change.diff,
-            fields.join(",")
+            &row[1..]
         )?;
     }
     Ok(())

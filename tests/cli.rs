@@ -195,3 +195,54 @@ fn sample_run_final_table_as_csv() {
     );
     eqnice!(expected, String::from_utf8(output.stdout).unwrap());
 }
+
+#[test]
+fn changelog_in_flink_and_debezium_forms() {
+    let work = fixture("changelog_forms");
+    work.stdout(&args(&[
+        "u1.csv",
+        "u2.jsonl",
+        "--changes",
+        "flink.csv",
+        "--changes-format",
+        "flink",
+    ]));
+    let expected = "\
+epoch,op,percentage,avg_item_ct,avg_order_subtotal,avg_order_total,avg_discount_total,order_count
+0,+I,10,3,15.01,13.50,1.50,2
+0,+I,25.5,1,99.99,74.49,25.50,1
+0,+I,50,4,146.07,73.04,73.04,1
+1,-U,10,3,15.01,13.50,1.50,2
+1,+U,10,3,43.34,39.00,4.33,3
+1,-D,50,4,146.07,73.04,73.04,1
+2,-U,10,3,43.34,39.00,4.33,3
+2,+U,10,4,57.50,51.75,5.75,4
+2,-D,25.5,1,99.99,74.49,25.50,1
+";
+    eqnice!(expected, work.read("flink.csv"));
+
+    work.stdout(&args(&[
+        "u1.csv",
+        "u2.jsonl",
+        "--changes",
+        "debezium.jsonl",
+        "--changes-format",
+        "debezium",
+    ]));
+    let debezium = work.read("debezium.jsonl");
+    let lines: Vec<&str> = debezium.lines().collect();
+    assert_eq!(lines.len(), 7, "{debezium}");
+    eqnice!(
+        "{\"op\":\"c\",\"epoch\":0,\"before\":null,\"after\":{\"PERCENTAGE\":10,\"AVG_ITEM_CT\":3,\"AVG_ORDER_SUBTOTAL\":15.01,\"AVG_ORDER_TOTAL\":13.50,\"AVG_DISCOUNT_TOTAL\":1.50,\"ORDER_COUNT\":2}}",
+        lines[0]
+    );
+    eqnice!(
+        "{\"op\":\"u\",\"epoch\":1,\"before\":{\"PERCENTAGE\":10,\"AVG_ITEM_CT\":3,\"AVG_ORDER_SUBTOTAL\":15.01,\"AVG_ORDER_TOTAL\":13.50,\"AVG_DISCOUNT_TOTAL\":1.50,\"ORDER_COUNT\":2},\"after\":{\"PERCENTAGE\":10,\"AVG_ITEM_CT\":3,\"AVG_ORDER_SUBTOTAL\":43.34,\"AVG_ORDER_TOTAL\":39.00,\"AVG_DISCOUNT_TOTAL\":4.33,\"ORDER_COUNT\":3}}",
+        lines[3]
+    );
+    assert!(lines[4].starts_with("{\"op\":\"d\",\"epoch\":1,\"before\":{\"PERCENTAGE\":50,"));
+    assert!(lines[4].ends_with(",\"after\":null}"));
+    for line in lines {
+        serde_json::from_str::<serde_json::Value>(line).expect("every line is JSON");
+    }
+}
