@@ -75,7 +75,9 @@ fn run(plan: &JobPlan) -> anyhow::Result<()> {
     if let Some(path) = &plan.rejects {
         write_file(path, |out| output::write_rejects(out, &rejects))?;
     }
-    report_counts(&result, rejects.len());
+    if !plan.quiet {
+        report_counts(&result, rejects.len());
+    }
     if plan.stats && !live {
         output::write_stats(&mut io::stderr().lock(), &result.epochs)?;
     }
@@ -109,6 +111,7 @@ struct Live {
     stats: bool,
     changes: Option<PathBuf>,
     changes_format: ChangelogFormat,
+    quiet: bool,
     /// The changelog, opened (and started afresh) at the first epoch.
     changelog: Mutex<Option<File>>,
 }
@@ -120,6 +123,7 @@ impl Live {
             stats: plan.stats,
             changes: plan.changes.clone(),
             changes_format: plan.changes_format,
+            quiet: plan.quiet,
             changelog: Mutex::new(None),
         }
     }
@@ -163,7 +167,9 @@ impl Observer for Live {
     }
 
     fn skipped(&self, error: &InputError) {
-        eprintln!("discounting: skipped a bad file: {error}");
+        if !self.quiet {
+            eprintln!("discounting: skipped a bad file: {error}");
+        }
     }
 }
 

@@ -141,6 +141,9 @@ pub struct CommonArgs {
     /// order total and discount total) as CSV.
     #[arg(long, value_name = "FILE")]
     pub enriched: Option<PathBuf>,
+    /// Print nothing but results (and errors): no progress, no notes on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
     /// Print per-epoch figures on stderr, one line each, for scripts:
     /// `stats: epoch=1 rows=1000 seconds=0.000812 rows_per_sec=1231527 resident_bytes=...`.
     #[arg(long)]
@@ -178,6 +181,7 @@ pub struct JobPlan {
     pub enriched: Option<PathBuf>,
     pub rejects: Option<PathBuf>,
     pub stats: bool,
+    pub quiet: bool,
 }
 
 /// What goes to stdout.
@@ -267,7 +271,7 @@ fn plan(
             follow: None,
             bad_rows,
             enriched: common.enriched.is_some(),
-            progress: std::io::stderr().is_terminal(),
+            progress: !common.quiet && std::io::stderr().is_terminal(),
         },
         workers: workers(&common)?,
         report,
@@ -277,6 +281,7 @@ fn plan(
         enriched: common.enriched,
         rejects: common.rejects,
         stats: common.stats,
+        quiet: common.quiet,
     }))
 }
 

@@ -39,7 +39,7 @@ pub struct Job {
     pub bad_rows: BadRows,
     /// Also maintain the enriched orders (each counted order with its percentage).
     pub enriched: bool,
-    /// Show reading progress of large files on stderr.
+    /// Show reading progress of large files on stderr (when it is a terminal).
     pub progress: bool,
 }
 
@@ -479,38 +479,40 @@ impl Feed {
     }
 }
 
-/// A line on stderr that counts the rows worker 0 has read of a large file, rewritten in
-/// place; only when asked for (stderr is a terminal).
+/// A spinner on stderr that counts the rows worker 0 has read of a large file; drawn only
+/// when asked for (stderr is a terminal and not `--quiet`).
 struct Progress {
-    enabled: bool,
-    shown: bool,
-    last: Instant,
+    bar: Option<indicatif::ProgressBar>,
 }
 
 impl Progress {
     fn new(enabled: bool) -> Progress {
         Progress {
-            enabled,
-            shown: false,
-            last: Instant::now(),
+            bar: enabled.then(|| {
+                let bar = indicatif::ProgressBar::new_spinner();
+                let style = indicatif::ProgressStyle::with_template(
+                    "{spinner} reading {msg}: {human_pos} rows of this worker's share, {elapsed}",
+                );
+                if let Ok(style) = style {
+                    bar.set_style(style);
+                }
+                bar
+            }),
         }
     }
 
     fn show(&mut self, source: &Source, rows: u64) {
-        if self.enabled && self.last.elapsed() >= Duration::from_millis(250) {
-            self.last = Instant::now();
-            self.shown = true;
-            eprint!(
-                "\rdiscounting: reading {}: {rows} rows (this worker's share)",
-                source.name()
-            );
+        if let Some(bar) = &self.bar {
+            if bar.position() == 0 {
+                bar.set_message(source.name());
+            }
+            bar.set_position(rows);
         }
     }
 
     fn clear(&mut self) {
-        if self.shown {
-            eprint!("\r\x1b[K");
-            self.shown = false;
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
         }
     }
 }

@@ -246,3 +246,21 @@ epoch,op,percentage,avg_item_ct,avg_order_subtotal,avg_order_total,avg_discount_
         serde_json::from_str::<serde_json::Value>(line).expect("every line is JSON");
     }
 }
+
+#[test]
+fn quiet_prints_only_results() {
+    let work = fixture("quiet");
+    let output = work
+        .command(&args(&["u2.jsonl", "--quiet", "--format", "csv"]))
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert!(
+        output.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8(output.stdout)
+        .unwrap()
+        .starts_with(HEADER));
+}
