@@ -19,6 +19,7 @@ use crate::input::InputError;
 use crate::input::Reject;
 use crate::output;
 use crate::output::{ChangelogFormat, TableFormat};
+use crate::report::{html_report, ReportKind};
 use crate::run::JobOutput;
 use crate::run::{run_job_observed, EpochOutput, Observer, Quiet};
 
@@ -63,6 +64,14 @@ fn run(plan: &JobPlan) -> anyhow::Result<()> {
         write_file(path, |out| {
             output::write_changelog(out, plan.changes_format, &result.epochs)
         })?;
+    }
+    if let Some(path) = &plan.html_report {
+        let kind = match plan.report {
+            Report::WhatIf => ReportKind::WhatIf,
+            _ => ReportKind::Run,
+        };
+        let html = html_report(&result, kind);
+        write_file(path, |out| out.write_all(html.as_bytes()))?;
     }
     if let Some(path) = &plan.enriched {
         write_file(path, |out| output::write_enriched(out, &result.enriched))?;

@@ -137,6 +137,10 @@ pub struct CommonArgs {
     /// (op/before/after), or CSV with Flink's row kinds (+I/-U/+U/-D).
     #[arg(long, value_enum, default_value_t = ChangelogFormat::Csv)]
     pub changes_format: ChangelogFormat,
+    /// Write a self-contained HTML report: the final table and a bar chart, each figure
+    /// epoch by epoch, and for what-if the baseline and scenario side by side.
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
     /// Write the enriched orders' changes (each counted order with its percentage,
     /// order total and discount total) as CSV.
     #[arg(long, value_name = "FILE")]
@@ -165,7 +169,7 @@ pub enum BadRowsArg {
 /// What `main` carries out.
 #[derive(Debug, Clone)]
 pub enum Plan {
-    Job(JobPlan),
+    Job(Box<JobPlan>),
     Generate { spec: Spec, out: PathBuf },
 }
 
@@ -178,6 +182,7 @@ pub struct JobPlan {
     pub format: TableFormat,
     pub changes: Option<PathBuf>,
     pub changes_format: ChangelogFormat,
+    pub html_report: Option<PathBuf>,
     pub enriched: Option<PathBuf>,
     pub rejects: Option<PathBuf>,
     pub stats: bool,
@@ -263,7 +268,7 @@ fn plan(
     if common.rejects.is_some() && bad_rows == BadRows::Fail {
         bail!("--rejects goes with --bad-rows skip");
     }
-    Ok(Plan::Job(JobPlan {
+    Ok(Plan::Job(Box::new(JobPlan {
         job: Job {
             codes,
             orders,
@@ -278,11 +283,12 @@ fn plan(
         format: common.format,
         changes: common.changes,
         changes_format: common.changes_format,
+        html_report: common.report,
         enriched: common.enriched,
         rejects: common.rejects,
         stats: common.stats,
         quiet: common.quiet,
-    }))
+    })))
 }
 
 fn workers(common: &CommonArgs) -> anyhow::Result<Workers> {

@@ -14,6 +14,7 @@
 //! - `result`: sums into printed rows, and the changelog of those rows.
 //! - `run`: the epoch loop; `reference`: the same answers with plain hash maps.
 //! - `generate`: deterministic data at scale, for benchmarks and trials.
+//! - `report`: the self-contained HTML report.
 //! - `output`, `cli`, `app`: formats, arguments, and carrying out a command line.
 
 pub mod app;
@@ -28,6 +29,7 @@ pub mod memory;
 pub mod model;
 pub mod output;
 pub mod reference;
+pub mod report;
 pub mod result;
 pub mod run;
 pub mod upsert;

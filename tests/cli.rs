@@ -264,3 +264,45 @@ fn quiet_prints_only_results() {
         .unwrap()
         .starts_with(HEADER));
 }
+
+#[test]
+fn html_reports_are_self_contained() {
+    let work = fixture("html");
+    work.stdout(&args(&["u1.csv", "u2.jsonl", "--report", "run.html"]));
+    let html = work.read("run.html");
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    // The final table, the chart (three bars for the one group left) and every epoch.
+    assert!(
+        html.contains("<td>10</td><td>4</td><td>57.50</td><td>51.75</td><td>5.75</td><td>4</td>"),
+        "{html}"
+    );
+    assert_eq!(html.matches("<rect").count(), 3);
+    assert!(html.contains("<th>epoch 2</th>"));
+    for outside in ["<script", "src=", "href=", "url(", "@import"] {
+        assert!(
+            !html.contains(outside),
+            "the report must not load anything: {outside}"
+        );
+    }
+
+    work.stdout(&[
+        "what-if",
+        "--codes",
+        "codes.csv",
+        "--orders",
+        "orders.csv",
+        "u1.csv",
+        "--report",
+        "what-if.html",
+    ]);
+    let html = work.read("what-if.html");
+    // 10%: subtotal 15.01 -> 43.34 is marked as a rise; 50% loses its order.
+    assert!(
+        html.contains("<td>15.01</td><td>43.34</td><td class=\"up\">+28.33</td>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<td>1</td><td>0</td><td class=\"down\">-1</td>"),
+        "{html}"
+    );
+}
