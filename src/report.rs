@@ -43,17 +43,19 @@ pub fn html_report(result: &JobOutput, kind: ReportKind) -> String {
     if kind == ReportKind::WhatIf {
         html.push_str("<h2>Baseline and scenario</h2>\n");
         html.push_str(&comparison_table(&result.baseline, &result.table));
+        // One scale for both charts, so that bars compare across them.
+        let scale = largest_subtotal(&result.baseline).max(largest_subtotal(&result.table));
         html.push_str("<h2>Baseline</h2>\n");
-        html.push_str(&bar_chart(&result.baseline));
+        html.push_str(&bar_chart(&result.baseline, scale));
         html.push_str("<h2>Scenario</h2>\n");
-        html.push_str(&bar_chart(&result.table));
+        html.push_str(&bar_chart(&result.table, scale));
     } else {
         html.push_str("<h2>Final table</h2>\n");
         html.push_str(&table(
             &COLUMNS,
             result.table.iter().map(|r| r.values.to_vec()),
         ));
-        html.push_str(&bar_chart(&result.table));
+        html.push_str(&bar_chart(&result.table, largest_subtotal(&result.table)));
     }
     if result.epochs.len() > 1 {
         html.push_str("<h2>Epoch by epoch</h2>\n");
@@ -99,20 +101,32 @@ fn table(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {
     html
 }
 
-/// Grouped bars per percentage, scaled to the largest average subtotal.
-fn bar_chart(rows: &[ResultRow]) -> String {
-    let value =
-        |row: &ResultRow, column: usize| parse_scaled(&row.values[column], 2).unwrap_or(0) as f64;
-    let largest = rows
-        .iter()
-        .map(|r| value(r, 2))
-        .fold(0.0, f64::max)
-        .max(1.0);
+/// A printed money figure in cents, for drawing only.
+fn cents(row: &ResultRow, column: usize) -> f64 {
+    parse_scaled(&row.values[column], 2).unwrap_or(0) as f64
+}
+
+/// The largest average subtotal of a table, in cents (at least 1).
+fn largest_subtotal(rows: &[ResultRow]) -> f64 {
+    rows.iter().map(|r| cents(r, 2)).fold(1.0, f64::max)
+}
+
+/// Grouped bars per percentage; `largest` (in cents) is the full height, marked by a
+/// dashed line and its value.
+fn bar_chart(rows: &[ResultRow], largest: f64) -> String {
+    let value = cents;
     let (group, bar, height) = (60.0, 16.0, 200.0);
     let width = 50.0 + group * rows.len() as f64;
     let mut svg = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{}\" role=\"img\">\n",
         height + 40.0
+    );
+    let _ = writeln!(
+        svg,
+        "<line x1=\"45\" y1=\"10\" x2=\"{width}\" y2=\"10\" stroke=\"#bbb\" stroke-dasharray=\"3\"/><text x=\"0\" y=\"14\">{:.2}</text>\
+         <line x1=\"45\" y1=\"{1}\" x2=\"{width}\" y2=\"{1}\" stroke=\"#888\"/><text x=\"30\" y=\"{1}\">0</text>",
+        largest / 100.0,
+        10.0 + height,
     );
     for (i, row) in rows.iter().enumerate() {
         let x = 50.0 + group * i as f64;
