@@ -15,6 +15,25 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// The arguments of one of two processes on `hosts.txt`, with orders from `orders.csv`.
+fn two_processes<'a>(codes: &'a str, connect_timeout: &'a str, process: &'a str) -> Vec<&'a str> {
+    vec![
+        "run",
+        "--codes",
+        codes,
+        "--orders",
+        "orders.csv",
+        "--processes",
+        "2",
+        "--hostfile",
+        "hosts.txt",
+        "--connect-timeout",
+        connect_timeout,
+        "--process",
+        process,
+    ]
+}
+
 /// Waits for a child at most `limit`, killing it past that.
 fn wait(mut child: Child, limit: Duration) -> std::process::Output {
     let start = Instant::now();
@@ -122,23 +141,7 @@ fn a_missing_peer_is_an_error_after_the_wait() {
     );
     let (zero, one) = (free_port(), free_port());
     work.create("hosts.txt", &format!("127.0.0.1:{zero}\n127.0.0.1:{one}\n"));
-    let args = |process: &'static str| {
-        vec![
-            "run",
-            "--codes",
-            "codes.csv",
-            "--orders",
-            "orders.csv",
-            "--processes",
-            "2",
-            "--hostfile",
-            "hosts.txt",
-            "--connect-timeout",
-            "1",
-            "--process",
-            process,
-        ]
-    };
+    let args = |process| two_processes("codes.csv", "1", process);
     let stderr = work.stderr_of_failure(&args("1"));
     assert!(
         stderr.starts_with(&format!(
@@ -155,37 +158,12 @@ fn a_missing_peer_is_an_error_after_the_wait() {
 #[test]
 fn a_peer_that_dies_stops_the_others_with_a_clear_error() {
     let work = Workdir::new("cluster_peer_dies");
-    let spec = discounting::generate::Spec {
-        orders: 400_000,
-        codes: 100,
-        updates: 0,
-        update_size: 0,
-        seed: 3,
-    };
-    discounting::generate::Generator::new(spec)
-        .write_all(&work.dir)
-        .unwrap();
+    work.generate(400_000, 0);
     work.create(
         "hosts.txt",
         &format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port()),
     );
-    let args = |process: &'static str| {
-        vec![
-            "run",
-            "--codes",
-            "discount_codes.csv",
-            "--orders",
-            "orders.csv",
-            "--processes",
-            "2",
-            "--hostfile",
-            "hosts.txt",
-            "--connect-timeout",
-            "10",
-            "--process",
-            process,
-        ]
-    };
+    let args = |process| two_processes("discount_codes.csv", "10", process);
     let spawn = |process| {
         work.command(&args(process))
             .stdout(Stdio::piped())

@@ -326,16 +326,7 @@ fn sums_at_the_largest_accepted_values_stay_exact() {
 #[test]
 fn a_killed_run_leaves_the_previous_output_whole() {
     let work = Workdir::new("killed");
-    let spec = discounting::generate::Spec {
-        orders: 400_000,
-        codes: 100,
-        updates: 1,
-        update_size: 100,
-        seed: 5,
-    };
-    discounting::generate::Generator::new(spec)
-        .write_all(&work.dir)
-        .unwrap();
+    work.generate(400_000, 1);
     work.create("changes.csv", "the previous changelog\n");
     let args = [
         "run",

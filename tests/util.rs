@@ -35,6 +35,22 @@ impl Workdir {
         path
     }
 
+    /// Generates a base of `orders` orders (100 codes) and `updates` update files of 100
+    /// changes each, as `discounting generate` does: big enough that the debug build takes
+    /// about a second to load 400,000 orders, which the tests that kill a run rely on.
+    pub fn generate(&self, orders: u64, updates: u64) {
+        let spec = discounting::generate::Spec {
+            orders,
+            codes: 100,
+            updates,
+            update_size: 100,
+            seed: 5,
+        };
+        discounting::generate::Generator::new(spec)
+            .write_all(&self.dir)
+            .unwrap();
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
