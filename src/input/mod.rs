@@ -230,6 +230,41 @@ mod tests {
             .map(|(changes, _)| changes.into_iter().map(|(_, c)| c).collect())
     }
 
+    /// Reads `text` as `peers` workers do, each its share, and returns all their changes
+    /// in file order and all their rejects.
+    fn read_shares(
+        file_name: &str,
+        text: &str,
+        role: Role,
+        peers: usize,
+        bad_rows: BadRows,
+    ) -> (Vec<Change>, Vec<Reject>) {
+        let mut changes = Vec::new();
+        let mut rejects = Vec::new();
+        for index in 0..peers {
+            let (share, report) = read_text(
+                file_name,
+                text.as_bytes(),
+                role,
+                Share { index, peers },
+                bad_rows,
+            )
+            .unwrap();
+            assert_eq!(
+                report.rows as usize,
+                share.len(),
+                "a share counts the rows it hands on"
+            );
+            changes.extend(share);
+            rejects.extend(report.rejects);
+        }
+        changes.sort_by_key(|(position, _)| *position);
+        (
+            changes.into_iter().map(|(_, change)| change).collect(),
+            rejects,
+        )
+    }
+
     fn error_of(file_name: &str, text: &str, role: Role) -> String {
         let error = read_all(file_name, text, role).expect_err("the file must be refused");
         let shown = error.to_string();
@@ -462,23 +497,10 @@ mod tests {
             text.push_str(&format!("{id},1,{id},\"{id}.5\",\"C\n{id}\"\n"));
         }
         for peers in [1, 2, 3, 7] {
-            let mut seen = Vec::new();
-            for index in 0..peers {
-                let (changes, report) = read_text(
-                    "o.csv",
-                    text.as_bytes(),
-                    ORDERS,
-                    Share { index, peers },
-                    BadRows::Fail,
-                )
-                .unwrap();
-                assert_eq!(report.rows as usize, changes.len());
-                seen.extend(changes);
-            }
-            seen.sort_by_key(|(p, _)| *p);
-            let ids: Vec<i64> = seen
+            let (changes, _) = read_shares("o.csv", &text, ORDERS, peers, BadRows::Fail);
+            let ids: Vec<i64> = changes
                 .iter()
-                .map(|(_, c)| match c {
+                .map(|c| match c {
                     Change::Order { id, .. } => *id,
                     _ => -1,
                 })
@@ -491,18 +513,8 @@ mod tests {
     fn lines_after_blank_lines_are_the_same_whatever_the_workers() {
         let text = "code,percentage\n\r\n\n\nA,x\n\nB,5\n";
         for peers in 1..=4 {
-            let mut lines = Vec::new();
-            for index in 0..peers {
-                let (_, report) = read_text(
-                    "c.csv",
-                    text.as_bytes(),
-                    CODES,
-                    Share { index, peers },
-                    BadRows::Skip,
-                )
-                .unwrap();
-                lines.extend(report.rejects.iter().map(|r| r.error.line));
-            }
+            let (_, rejects) = read_shares("c.csv", text, CODES, peers, BadRows::Skip);
+            let lines: Vec<Option<u64>> = rejects.iter().map(|r| r.error.line).collect();
             assert_eq!(lines, vec![Some(5)], "{peers} workers");
         }
     }
@@ -513,18 +525,7 @@ mod tests {
     fn a_row_starting_with_bom_bytes_keeps_them_whatever_the_workers() {
         let text = "code,percentage\n\n\u{feff}X,1\nA,2\n";
         for peers in 1..=4 {
-            let mut codes = Vec::new();
-            for index in 0..peers {
-                let (changes, _) = read_text(
-                    "c.csv",
-                    text.as_bytes(),
-                    CODES,
-                    Share { index, peers },
-                    BadRows::Fail,
-                )
-                .unwrap();
-                codes.extend(changes.into_iter().map(|(_, c)| c));
-            }
+            let (codes, _) = read_shares("c.csv", text, CODES, peers, BadRows::Fail);
             let names: Vec<String> = codes
                 .iter()
                 .map(|c| match c {
