@@ -5,23 +5,18 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::path::Path;
-
-use anyhow::Context;
-
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
+use anyhow::Context;
+
 use crate::cli::{JobPlan, Plan, Report};
 use crate::generate::Generator;
-use crate::input::InputError;
-use crate::input::Reject;
-use crate::output;
-use crate::output::{ChangelogFormat, TableFormat};
+use crate::input::{InputError, Reject};
+use crate::output::{self, ChangelogFormat, TableFormat};
 use crate::report::{html_report, ReportKind};
-use crate::run::JobOutput;
-use crate::run::{run_job_observed, EpochOutput, Observer, Quiet};
+use crate::run::{run_job_observed, EpochOutput, JobOutput, Observer, Quiet};
 
 /// Carries out a plan.
 pub fn execute(plan: &Plan) -> anyhow::Result<()> {
@@ -87,8 +82,10 @@ fn run(plan: &JobPlan) -> anyhow::Result<()> {
     if !plan.quiet {
         report_counts(&result, rejects.len());
     }
-    if plan.stats && !live {
-        output::write_stats(&mut io::stderr().lock(), &result.epochs)?;
+    if plan.stats {
+        // A live run has printed each epoch's line already; the peak comes last.
+        let epochs = if live { &[][..] } else { &result.epochs[..] };
+        output::write_stats(&mut io::stderr().lock(), epochs)?;
     }
 
     let mut out = BufWriter::new(io::stdout().lock());
