@@ -40,6 +40,12 @@ impl fmt::Display for NumberError {
 ///
 /// Exponents, NaN and infinities are refused; so is any seventh fractional digit, even a
 /// zero, because "fractional digits" counts the digits written.
+///
+/// ```
+/// use discounting::decimal::{parse_micros, NumberError};
+/// assert_eq!(parse_micros("201.17"), Ok(201_170_000));
+/// assert_eq!(parse_micros("1.5000000"), Err(NumberError::TooManyFractionDigits(7)));
+/// ```
 pub fn parse_micros(text: &str) -> Result<i64, NumberError> {
     if text.is_empty() {
         return Err(NumberError::Empty);
@@ -96,6 +102,13 @@ pub fn parse_integer(text: &str) -> Result<i64, NumberError> {
 /// Both are non-negative, so "half up" and "half away from zero" agree. The quotient is
 /// split into whole and remainder first, so only `denominator * 10^digits` has to fit in a
 /// `u128`; `None` when it does not, or when the denominator is zero.
+///
+/// ```
+/// use discounting::decimal::format_quotient;
+/// // 73.035 rounds half up to 73.04; 5 / 2 = 2.5 to 3.
+/// assert_eq!(format_quotient(73_035, 1_000, 2).as_deref(), Some("73.04"));
+/// assert_eq!(format_quotient(5, 2, 0).as_deref(), Some("3"));
+/// ```
 pub fn format_quotient(numerator: u128, denominator: u128, digits: u32) -> Option<String> {
     let unit = 10u128.pow(digits);
     denominator.checked_mul(unit)?;
