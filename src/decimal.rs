@@ -55,8 +55,8 @@ pub fn parse_micros(text: &str) -> Result<i64, NumberError> {
         b'+' => (false, &text[1..]),
         _ => (false, text),
     };
-    let lower = body.to_ascii_lowercase();
-    if matches!(lower.as_str(), "nan" | "inf" | "infinity") {
+    let named = |name: &str| body.eq_ignore_ascii_case(name);
+    if named("nan") || named("inf") || named("infinity") {
         return Err(NumberError::NotFinite);
     }
     let (whole, fraction) = match body.split_once('.') {

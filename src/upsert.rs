@@ -308,7 +308,8 @@ pub fn upsert_order_sums<'scope>(
     let logic = OrderSums {
         table: Table::new(),
         interner: Interner::default(),
-        deltas: FastMap::default(),
+        deltas: Vec::new(),
+        touched: Vec::new(),
         counters,
     };
     upsert_operator(stream, "UpsertOrderSums", logic)
@@ -317,8 +318,10 @@ pub fn upsert_order_sums<'scope>(
 struct OrderSums {
     table: Table<OrderId, OrderFacts>,
     interner: Interner,
-    /// This epoch's change to the sums of each code, by code number.
-    deltas: FastMap<u32, Sums>,
+    /// This epoch's change to the sums of each code, indexed by code number, and the
+    /// numbers whose change may be non-zero.
+    deltas: Vec<Sums>,
+    touched: Vec<u32>,
     counters: Rc<RefCell<UpsertCounters>>,
 }
 
@@ -341,18 +344,23 @@ impl UpsertLogic<OrderId, Order> for OrderSums {
         updates: &mut Vec<Self::Update>,
     ) {
         let mut counters = self.counters.borrow_mut();
-        let deltas = &mut self.deltas;
+        let (deltas, touched) = (&mut self.deltas, &mut self.touched);
+        deltas.resize(self.interner.codes.len(), (0, 0, 0));
         self.table.apply(changes, &mut counters, |_, old, new| {
             for (facts, sign) in [(old.as_ref(), -1i128), (new, 1)] {
                 if let Some(facts) = facts.filter(|f| f.code != NO_CODE) {
-                    let sums = deltas.entry(facts.code).or_insert((0, 0, 0));
+                    let sums = &mut deltas[facts.code as usize];
+                    if *sums == (0, 0, 0) {
+                        touched.push(facts.code);
+                    }
                     sums.0 += sign;
                     sums.1 += sign * i128::from(facts.item_ct);
                     sums.2 += sign * i128::from(facts.subtotal_micros);
                 }
             }
         });
-        for (code, sums) in deltas.drain() {
+        for code in touched.drain(..) {
+            let sums = std::mem::take(&mut deltas[code as usize]);
             if sums != (0, 0, 0) {
                 updates.push((
                     (self.interner.codes[code as usize].clone(), ()),

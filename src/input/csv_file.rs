@@ -76,6 +76,7 @@ pub(super) fn read(
                 table,
                 &CsvCells {
                     record: &record,
+                    text: std::str::from_utf8(record.as_slice()).ok(),
                     columns: &header.columns,
                 },
             )
@@ -185,16 +186,27 @@ fn table_of(header: &Header, role: Role, name: &str) -> Result<Table, InputError
 /// The cells of one CSV record.
 struct CsvCells<'a> {
     record: &'a ByteRecord,
+    /// All the record's cells as text, when they are valid UTF-8 together (checked once
+    /// per record rather than once per cell).
+    text: Option<&'a str>,
     columns: &'a [Option<usize>; COLUMN_COUNT],
 }
 
 impl Cells for CsvCells<'_> {
     fn cell(&self, column: Column) -> Result<Option<std::borrow::Cow<'_, str>>, CellError> {
-        let Some(bytes) = self.columns[column as usize].and_then(|i| self.record.get(i)) else {
+        let Some(index) = self.columns[column as usize] else {
             return Ok(None);
         };
-        let text =
-            std::str::from_utf8(bytes).map_err(|_| CellError::new(column, "is not valid UTF-8"))?;
+        let Some(range) = self.record.range(index) else {
+            return Ok(None);
+        };
+        // A cell is sliced from the checked text; where that is not possible (the record
+        // is not UTF-8, or a character straddles two cells) the cell is checked alone.
+        let text = match self.text.and_then(|text| text.get(range.clone())) {
+            Some(text) => text,
+            None => std::str::from_utf8(&self.record.as_slice()[range])
+                .map_err(|_| CellError::new(column, "is not valid UTF-8"))?,
+        };
         let text = row::trim(text);
         Ok((!text.is_empty()).then_some(std::borrow::Cow::Borrowed(text)))
     }

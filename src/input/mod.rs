@@ -410,6 +410,24 @@ mod tests {
     }
 
     #[test]
+    fn a_character_split_across_two_cells_is_invalid_utf8() {
+        // Together the two cells' bytes are "é"; each alone is not UTF-8.
+        let one = Share { index: 0, peers: 1 };
+        let error = read_text(
+            "c.csv",
+            b"code,percentage\n\xC3,\xA9\n",
+            CODES,
+            one,
+            BadRows::Fail,
+        )
+        .unwrap_err();
+        assert_eq!(
+            (error.column.as_deref(), error.reason.as_str()),
+            (Some("code"), "is not valid UTF-8")
+        );
+    }
+
+    #[test]
     fn updates_need_only_the_key_to_delete() {
         let text = "op,id\ndelete,5\n-D,6\n";
         let changes = read_all("u.csv", text, Role::Update).unwrap();

@@ -94,7 +94,7 @@ pub trait Cells {
 
 /// Trims the ASCII whitespace the SPEC says surrounds values.
 pub fn trim(text: &str) -> &str {
-    text.trim_matches(|c: char| c.is_ascii_whitespace())
+    text.trim_ascii()
 }
 
 /// Upsert or delete.
@@ -106,10 +106,15 @@ pub enum Op {
 
 /// Reads an `op` word: ours, Debezium's and Flink's, in any case.
 pub fn parse_op(text: &str) -> Option<Op> {
-    match text.to_ascii_lowercase().as_str() {
-        "upsert" | "insert" | "+" | "c" | "r" | "u" | "+i" | "+u" => Some(Op::Upsert),
-        "delete" | "-" | "d" | "-d" | "-u" => Some(Op::Delete),
-        _ => None,
+    const UPSERT: [&str; 8] = ["upsert", "insert", "+", "c", "r", "u", "+i", "+u"];
+    const DELETE: [&str; 5] = ["delete", "-", "d", "-d", "-u"];
+    let is = |word: &&str| text.eq_ignore_ascii_case(word);
+    if UPSERT.iter().any(is) {
+        Some(Op::Upsert)
+    } else if DELETE.iter().any(is) {
+        Some(Op::Delete)
+    } else {
+        None
     }
 }
 
