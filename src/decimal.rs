@@ -47,40 +47,51 @@ impl fmt::Display for NumberError {
 /// assert_eq!(parse_micros("1.5000000"), Err(NumberError::TooManyFractionDigits(7)));
 /// ```
 pub fn parse_micros(text: &str) -> Result<i64, NumberError> {
-    if text.is_empty() {
-        return Err(NumberError::Empty);
-    }
-    let (negative, body) = match text.as_bytes()[0] {
-        b'-' => (true, &text[1..]),
-        b'+' => (false, &text[1..]),
-        _ => (false, text),
+    let bytes = text.as_bytes();
+    let (negative, body) = match bytes.first() {
+        None => return Err(NumberError::Empty),
+        Some(b'-') => (true, &bytes[1..]),
+        Some(b'+') => (false, &bytes[1..]),
+        Some(_) => (false, bytes),
     };
-    let named = |name: &str| body.eq_ignore_ascii_case(name);
-    if named("nan") || named("inf") || named("infinity") {
-        return Err(NumberError::NotFinite);
-    }
-    let (whole, fraction) = match body.split_once('.') {
-        Some((w, f)) => (w, f),
-        None => (body, ""),
-    };
-    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if (whole.is_empty() && fraction.is_empty()) || !all_digits(whole) || !all_digits(fraction) {
-        return Err(NumberError::NotANumber);
-    }
-    if fraction.len() > FRACTION_DIGITS as usize {
-        return Err(NumberError::TooManyFractionDigits(fraction.len()));
-    }
-    let mut micros: i128 = 0;
-    for digit in whole.bytes().chain(fraction.bytes()) {
-        micros = micros * 10 + i128::from(digit - b'0');
-        if micros > i128::from(i64::MAX) * 10 {
-            return Err(NumberError::OutOfRange);
+    // One pass over the digits (this runs for every amount of every row); errors keep
+    // their order: not a number, then too many fractional digits, then out of range.
+    let mut value: Option<u64> = Some(0);
+    let mut digits = 0;
+    let mut dot = None;
+    for (index, &byte) in body.iter().enumerate() {
+        match byte {
+            b'0'..=b'9' => {
+                digits += 1;
+                value = value
+                    .and_then(|v| v.checked_mul(10))
+                    .and_then(|v| v.checked_add(u64::from(byte - b'0')));
+            }
+            b'.' if dot.is_none() => dot = Some(index),
+            _ => {
+                let named = |name: &str| body.eq_ignore_ascii_case(name.as_bytes());
+                if named("nan") || named("inf") || named("infinity") {
+                    return Err(NumberError::NotFinite);
+                }
+                return Err(NumberError::NotANumber);
+            }
         }
     }
-    micros *= 10i128.pow(FRACTION_DIGITS - fraction.len() as u32);
-    if negative {
-        micros = -micros;
+    if digits == 0 {
+        return Err(NumberError::NotANumber);
     }
+    let fraction_digits = dot.map_or(0, |dot| body.len() - dot - 1);
+    if fraction_digits > FRACTION_DIGITS as usize {
+        return Err(NumberError::TooManyFractionDigits(fraction_digits));
+    }
+    let micros = value
+        .and_then(|v| v.checked_mul(10u64.pow(FRACTION_DIGITS - fraction_digits as u32)))
+        .ok_or(NumberError::OutOfRange)?;
+    let micros = if negative {
+        -i128::from(micros)
+    } else {
+        i128::from(micros)
+    };
     i64::try_from(micros).map_err(|_| NumberError::OutOfRange)
 }
 
