@@ -127,3 +127,39 @@ epoch,diff,percentage,avg_item_ct,avg_order_subtotal,avg_order_total,avg_discoun
     eqnice!(expected, seen.join("\n"));
     eqnice!(format!("{expected}\n"), work.read("changes.csv"));
 }
+
+#[test]
+fn sigterm_ends_a_followed_run_normally_too() {
+    let work = Workdir::new("follow_term");
+    work.create("codes.csv", "code,percentage\nA,10\n");
+    work.create(
+        "orders.csv",
+        "id,customer_id,item_ct,order_subtotal,discount_code\n1,1,1,10,A\n",
+    );
+    work.create("incoming/.keep", "");
+    let mut child = work
+        .command(&[
+            "run",
+            "--codes",
+            "codes.csv",
+            "--orders",
+            "orders.csv",
+            "--follow",
+            "incoming",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = lines_of(child.stdout.take().unwrap());
+    wait_for(&stdout, |l| l.starts_with("epoch 0:"));
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // In text form the final table closes the output.
+    let rest = wait_for(&stdout, |l| l.trim_start().starts_with("10 "));
+    assert!(rest.iter().any(|l| l == "final table"), "{rest:#?}");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
