@@ -4,7 +4,6 @@
 //! `arbitrary_precision`), so `201.17` is read exactly like the CSV cell `201.17`.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::fmt;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
@@ -123,17 +122,21 @@ struct JsonCells<'a> {
 impl<'a> JsonCells<'a> {
     fn new(entries: &'a [(String, Value)]) -> Result<Self, CellError> {
         let mut columns = [None; COLUMN_COUNT];
-        let mut seen = HashSet::new();
+        // An object has a few keys: comparing each with those before it is cheaper than
+        // a set of lower-cased copies, on every line.
         for (index, (key, _)) in entries.iter().enumerate() {
-            let key = row::trim(key).to_ascii_lowercase();
-            if let Some(column) = Column::from_name(&key) {
-                columns[column as usize] = Some(index);
-            }
-            if !seen.insert(key.clone()) {
+            let key = row::trim(key);
+            let repeated = entries[..index]
+                .iter()
+                .any(|(earlier, _)| row::trim(earlier).eq_ignore_ascii_case(key));
+            if repeated {
                 return Err(CellError {
                     column: None,
-                    reason: format!("duplicate column '{key}'"),
+                    reason: format!("duplicate column '{}'", key.to_ascii_lowercase()),
                 });
+            }
+            if let Some(column) = Column::from_name(key) {
+                columns[column as usize] = Some(index);
             }
         }
         Ok(JsonCells { entries, columns })

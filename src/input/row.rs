@@ -23,23 +23,26 @@ pub enum Column {
 pub const COLUMN_COUNT: usize = 10;
 
 impl Column {
-    /// Matches a column name, trimmed and in any case (ksqlDB writes upper case).
+    const ALL: [Column; COLUMN_COUNT] = [
+        Column::Op,
+        Column::Table,
+        Column::Id,
+        Column::OrderTime,
+        Column::CustomerId,
+        Column::ItemCt,
+        Column::OrderSubtotal,
+        Column::DiscountCode,
+        Column::Code,
+        Column::Percentage,
+    ];
+
+    /// Matches a column name, trimmed and in any case (ksqlDB writes upper case). JSON
+    /// Lines rows name their columns on every line, so this allocates nothing.
     pub fn from_name(name: &str) -> Option<Column> {
-        let name = name.trim_matches(|c: char| c.is_ascii_whitespace());
-        let column = match name.to_ascii_lowercase().as_str() {
-            "op" => Column::Op,
-            "table" => Column::Table,
-            "id" => Column::Id,
-            "order_time" => Column::OrderTime,
-            "customer_id" => Column::CustomerId,
-            "item_ct" => Column::ItemCt,
-            "order_subtotal" => Column::OrderSubtotal,
-            "discount_code" => Column::DiscountCode,
-            "code" => Column::Code,
-            "percentage" => Column::Percentage,
-            _ => return None,
-        };
-        Some(column)
+        let name = trim(name);
+        Column::ALL
+            .into_iter()
+            .find(|column| column.name().eq_ignore_ascii_case(name))
     }
 
     pub fn name(self) -> &'static str {
@@ -120,11 +123,9 @@ pub fn parse_op(text: &str) -> Option<Op> {
 
 /// Reads a `table` cell of a JSON Lines update.
 pub fn parse_table(text: &str) -> Option<Table> {
-    match text.to_ascii_lowercase().as_str() {
-        "orders" => Some(Table::Orders),
-        "discount_codes" => Some(Table::DiscountCodes),
-        _ => None,
-    }
+    [Table::Orders, Table::DiscountCodes]
+        .into_iter()
+        .find(|table| table.name().eq_ignore_ascii_case(text))
 }
 
 /// Reads the op of an update row.
