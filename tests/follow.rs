@@ -3,7 +3,7 @@
 //! SIGINT ends the run with exit code 0 and complete outputs.
 
 use std::io::{BufRead, BufReader};
-use std::process::Stdio;
+use std::process::{Child, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::Duration;
 
@@ -47,6 +47,39 @@ fn drop_file(work: &Workdir, name: &str, contents: &str) {
     std::fs::rename(work.path(&hidden), work.path(&format!("incoming/{name}"))).unwrap();
 }
 
+/// Starts `discounting run` on codes.csv and orders.csv following `incoming`, with
+/// `extra` arguments; returns the child and its stdout and stderr lines.
+fn follow(work: &Workdir, extra: &[&str]) -> (Child, Receiver<String>, Receiver<String>) {
+    let mut args = vec![
+        "run",
+        "--codes",
+        "codes.csv",
+        "--orders",
+        "orders.csv",
+        "--follow",
+        "incoming",
+    ];
+    args.extend(extra);
+    let mut child = work
+        .command(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = lines_of(child.stdout.take().unwrap());
+    let stderr = lines_of(child.stderr.take().unwrap());
+    (child, stdout, stderr)
+}
+
+/// Sends `name` (as `kill` writes signals: `-INT`, `-TERM`) to a child.
+fn signal(child: &Child, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([name, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 #[test]
 fn files_dropped_in_are_applied_until_sigint() {
     let work = Workdir::new("follow");
@@ -59,28 +92,10 @@ fn files_dropped_in_are_applied_until_sigint() {
         "incoming/01-first.csv",
         "op,id,customer_id,item_ct,order_subtotal,discount_code\nupsert,3,1,1,20,A\n",
     );
-    let mut child = work
-        .command(&[
-            "run",
-            "--codes",
-            "codes.csv",
-            "--orders",
-            "orders.csv",
-            "--follow",
-            "incoming",
-            "--format",
-            "csv",
-            "--changes",
-            "changes.csv",
-            "-w",
-            "2",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = lines_of(child.stdout.take().unwrap());
-    let stderr = lines_of(child.stderr.take().unwrap());
+    let (mut child, stdout, stderr) = follow(
+        &work,
+        &["--format", "csv", "--changes", "changes.csv", "-w", "2"],
+    );
 
     // The base, then the file that was there before the run.
     let mut seen = wait_for(&stdout, |l| l.starts_with("1,+1,10,"));
@@ -106,11 +121,7 @@ fn files_dropped_in_are_applied_until_sigint() {
     );
     seen.extend(wait_for(&stdout, |l| l.starts_with("3,+1,10,")));
 
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    signal(&child, "-INT");
     let exit = child.wait().unwrap();
     assert_eq!(exit.code(), Some(0), "SIGINT ends a followed run normally");
 
@@ -137,27 +148,9 @@ fn sigterm_ends_a_followed_run_normally_too() {
         "id,customer_id,item_ct,order_subtotal,discount_code\n1,1,1,10,A\n",
     );
     work.create("incoming/.keep", "");
-    let mut child = work
-        .command(&[
-            "run",
-            "--codes",
-            "codes.csv",
-            "--orders",
-            "orders.csv",
-            "--follow",
-            "incoming",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = lines_of(child.stdout.take().unwrap());
+    let (mut child, stdout, _stderr) = follow(&work, &[]);
     wait_for(&stdout, |l| l.starts_with("epoch 0:"));
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    signal(&child, "-TERM");
     // In text form the final table closes the output.
     let rest = wait_for(&stdout, |l| l.trim_start().starts_with("10 "));
     assert!(rest.iter().any(|l| l == "final table"), "{rest:#?}");
