@@ -7,7 +7,8 @@
 //! - `decimal`: exact fixed-point parsing and half-up rounding; no floats anywhere.
 //! - `model`: the two keyed tables' rows and the changes to them.
 //! - `input`: CSV and JSON Lines files into changes, each worker reading its own share.
-//! - `upsert`: the keyed-table operator (last change in file order wins).
+//! - `upsert`: the keyed-table operator (last change in file order wins), over
+//!   `keyed_table` (a sorted run plus recent changes).
 //! - `dataflow`: the query, maintained by differential dataflow.
 //! - `cluster`: connecting the processes of a timely cluster, with a bounded wait.
 //! - `control`: all-gather between workers, to agree on each epoch before applying it.
@@ -25,6 +26,7 @@ pub mod dataflow;
 pub mod decimal;
 pub mod generate;
 pub mod input;
+pub mod keyed_table;
 pub mod memory;
 pub mod model;
 pub mod output;

@@ -4,7 +4,7 @@
 //! This is differential's `arrange_from_upsert` with two differences the SPEC needs: among
 //! changes to one key in one epoch the one with the greatest *position* (the last in the
 //! file) wins, not the greatest value; and deletes of absent keys are counted. Changes
-//! are exchanged by key, so each worker keeps the keys it owns in one hash map and the
+//! are exchanged by key, so each worker keeps the keys it owns in one `KeyedTable` and the
 //! previous row of a key is always at hand to retract.
 //!
 //! Two operators share that machinery. `upsert` sends on rows: `(key, value)` with ±1.
@@ -15,7 +15,6 @@
 //! the operator as one record per code and worker.
 
 use std::cell::RefCell;
-use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 use std::rc::Rc;
@@ -28,12 +27,12 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
 
 use crate::dataflow::Sums;
-use crate::model::{Code, Epoch, Order, OrderId, Position};
+use crate::keyed_table::{Batch, KeyedTable};
+use crate::model::{Code, Epoch, Order, OrderId};
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
-/// A change to one key: its position in its file, and its new value or a delete.
-pub type Keyed<K, V> = (K, Position, Option<V>);
+pub use crate::keyed_table::Keyed;
 
 /// How many changes an upsert table applied, counted by the worker that owns the keys.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,70 +50,12 @@ impl UpsertCounters {
         self.missing_deletes += other.missing_deletes;
     }
 
-    fn count<V>(&mut self, change: &Option<V>, present: bool) {
+    pub(crate) fn count<V>(&mut self, change: &Option<V>, present: bool) {
         match change {
             Some(_) => self.upserts += 1,
             None => {
                 self.deletes += 1;
                 self.missing_deletes += u64::from(!present);
-            }
-        }
-    }
-}
-
-/// The rows one worker owns, each kept as an `S`.
-struct Table<K, S> {
-    rows: FastMap<K, S>,
-}
-
-impl<K: Hash + Eq + Ord, S: PartialEq> Table<K, S> {
-    fn new() -> Self {
-        Table {
-            rows: FastMap::default(),
-        }
-    }
-
-    /// Applies one epoch's changes in position order per key and calls
-    /// `changed(key, old, new)` for every row that changed.
-    fn apply(
-        &mut self,
-        mut changes: Vec<Keyed<K, S>>,
-        counters: &mut UpsertCounters,
-        mut changed: impl FnMut(&K, Option<S>, Option<&S>),
-    ) {
-        changes.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
-        // Grow the table once, to its final size, rather than by doubling (which holds the
-        // old and the new table at once).
-        self.rows.reserve(
-            changes
-                .len()
-                .saturating_sub(self.rows.capacity() - self.rows.len()),
-        );
-        let mut changes = changes.into_iter().peekable();
-        while let Some((key, _, first)) = changes.next() {
-            counters.count(&first, self.rows.contains_key(&key));
-            let mut last = first;
-            while let Some((_, _, next)) = changes.next_if(|(k, _, _)| *k == key) {
-                counters.count(&next, last.is_some());
-                last = next;
-            }
-            match (self.rows.entry(key), last) {
-                (Entry::Occupied(mut row), Some(new)) => {
-                    if *row.get() != new {
-                        let old = std::mem::replace(row.get_mut(), new);
-                        changed(row.key(), Some(old), Some(row.get()));
-                    }
-                }
-                (Entry::Occupied(row), None) => {
-                    let (key, old) = row.remove_entry();
-                    changed(&key, Some(old), None);
-                }
-                (Entry::Vacant(row), Some(new)) => {
-                    let key = row.key();
-                    changed(key, None, Some(&new));
-                    row.insert(new);
-                }
-                (Entry::Vacant(_), None) => {}
             }
         }
     }
@@ -132,53 +73,15 @@ trait UpsertLogic<K, V> {
     fn apply(
         &mut self,
         epoch: Epoch,
-        changes: Vec<Keyed<K, Self::Stored>>,
+        changes: Batch<K, Self::Stored>,
         updates: &mut Vec<Self::Update>,
     );
 }
 
 /// An epoch's changes waiting for the epoch to complete, and the capability to emit at it.
-///
-/// Changes are kept in chunks that double in size up to `MAX_CHUNK` changes: a large
-/// snapshot streams in without one vector reallocating (which holds the old and the new
-/// copy at once), and the chunks are large enough to go back to the OS when freed.
 struct Pending<K, S> {
     capability: Capability<Epoch>,
-    chunks: Vec<Vec<Keyed<K, S>>>,
-    len: usize,
-}
-
-/// The most changes in one chunk of a `Pending`.
-const MAX_CHUNK: usize = 1 << 20;
-
-impl<K, S> Pending<K, S> {
-    fn new(capability: Capability<Epoch>) -> Self {
-        Pending {
-            capability,
-            chunks: Vec::new(),
-            len: 0,
-        }
-    }
-
-    fn push(&mut self, change: Keyed<K, S>) {
-        if self.chunks.last().is_none_or(|c| c.len() == c.capacity()) {
-            let size = self.len.clamp(1024, MAX_CHUNK);
-            self.chunks.push(Vec::with_capacity(size));
-        }
-        if let Some(chunk) = self.chunks.last_mut() {
-            chunk.push(change);
-            self.len += 1;
-        }
-    }
-
-    /// All changes in one vector, each chunk freed as soon as it is moved.
-    fn into_changes(self) -> (Capability<Epoch>, Vec<Keyed<K, S>>) {
-        let mut changes = Vec::with_capacity(self.len);
-        for chunk in self.chunks {
-            changes.extend(chunk);
-        }
-        (self.capability, changes)
-    }
+    batch: Batch<K, S>,
 }
 
 /// The operator shell: exchanges changes by key, holds each epoch's until the epoch is
@@ -204,9 +107,14 @@ where
                 input.for_each(|capability, changes| {
                     if let Some(held) = capability.retain_least(0) {
                         let epoch = *held.time();
-                        let waiting = pending.entry(epoch).or_insert_with(|| Pending::new(held));
+                        let waiting = pending.entry(epoch).or_insert_with(|| Pending {
+                            capability: held,
+                            batch: Batch::default(),
+                        });
                         for (key, position, value) in changes.drain(..) {
-                            waiting.push((key, position, value.map(|v| logic.arrive(v))));
+                            waiting
+                                .batch
+                                .push((key, position, value.map(|v| logic.arrive(v))));
                         }
                     }
                 });
@@ -214,8 +122,8 @@ where
                     if frontier.less_equal(entry.key()) {
                         break;
                     }
-                    let (capability, changes) = entry.remove().into_changes();
-                    logic.apply(*capability.time(), changes, &mut updates);
+                    let Pending { capability, batch } = entry.remove();
+                    logic.apply(*capability.time(), batch, &mut updates);
                     output.session(&capability).give_iterator(updates.drain(..));
                 }
             }
@@ -235,14 +143,14 @@ where
     V: ExchangeData + PartialEq,
 {
     let logic = Rows {
-        table: Table::new(),
+        table: KeyedTable::default(),
         counters,
     };
     upsert_operator(stream, name, logic)
 }
 
 struct Rows<K, V> {
-    table: Table<K, V>,
+    table: KeyedTable<K, V>,
     counters: Rc<RefCell<UpsertCounters>>,
 }
 
@@ -254,7 +162,7 @@ impl<K: Hash + Eq + Ord + Clone, V: PartialEq + Clone> UpsertLogic<K, V> for Row
         value
     }
 
-    fn apply(&mut self, epoch: Epoch, changes: Vec<Keyed<K, V>>, updates: &mut Vec<Self::Update>) {
+    fn apply(&mut self, epoch: Epoch, changes: Batch<K, V>, updates: &mut Vec<Self::Update>) {
         let mut counters = self.counters.borrow_mut();
         self.table.apply(changes, &mut counters, |key, old, new| {
             if let Some(old) = old {
@@ -306,7 +214,7 @@ pub fn upsert_order_sums<'scope>(
     counters: Rc<RefCell<UpsertCounters>>,
 ) -> VecCollection<'scope, Epoch, (Code, ()), Sums> {
     let logic = OrderSums {
-        table: Table::new(),
+        table: KeyedTable::default(),
         interner: Interner::default(),
         deltas: Vec::new(),
         touched: Vec::new(),
@@ -316,7 +224,7 @@ pub fn upsert_order_sums<'scope>(
 }
 
 struct OrderSums {
-    table: Table<OrderId, OrderFacts>,
+    table: KeyedTable<OrderId, OrderFacts>,
     interner: Interner,
     /// This epoch's change to the sums of each code, indexed by code number, and the
     /// numbers whose change may be non-zero.
@@ -340,7 +248,7 @@ impl UpsertLogic<OrderId, Order> for OrderSums {
     fn apply(
         &mut self,
         epoch: Epoch,
-        changes: Vec<Keyed<OrderId, OrderFacts>>,
+        changes: Batch<OrderId, OrderFacts>,
         updates: &mut Vec<Self::Update>,
     ) {
         let mut counters = self.counters.borrow_mut();

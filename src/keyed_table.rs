@@ -1,0 +1,371 @@
+//! One worker's part of a keyed table: a sorted run of rows plus a hash map of the
+//! changes made since the run was built (a two-level LSM tree).
+//!
+//! A hash map of ten million orders keeps up to half its buckets empty, and every row of
+//! a snapshot inserted into it is a cache miss and, on a machine whose fresh pages are
+//! slow to fault in, a page touched twice. A sorted run holds exactly its rows and is
+//! built by one pass over an epoch's sorted changes. So a large epoch (a base snapshot)
+//! is merged into the run; a small one (an update file) goes into the map; and the map is
+//! merged into the run once it holds an eighth as many rows, which keeps a lookup at one
+//! probe of the map and one binary search of the run, and a merge's cost amortized over
+//! the changes that filled the map.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+
+use crate::model::Position;
+use crate::upsert::UpsertCounters;
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// A change to one key: its position in its file, and its new value or a delete.
+pub type Keyed<K, V> = (K, Position, Option<V>);
+
+/// One epoch's changes as they arrive, in any order.
+///
+/// They are kept in chunks that double in size up to `MAX_CHUNK` changes: a large
+/// snapshot streams in without one vector reallocating (which holds and touches the old
+/// and the new copy at once), each chunk is sorted on its own, and the sorted chunks are
+/// merged as the table takes them, each freed once read.
+pub struct Batch<K, V> {
+    chunks: Vec<Vec<Keyed<K, V>>>,
+    len: usize,
+}
+
+/// The most changes in one chunk of a `Batch`.
+const MAX_CHUNK: usize = 1 << 20;
+
+impl<K, V> Default for Batch<K, V> {
+    fn default() -> Self {
+        Batch {
+            chunks: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<K: Ord, V> Batch<K, V> {
+    pub fn push(&mut self, change: Keyed<K, V>) {
+        if self.chunks.last().is_none_or(|c| c.len() == c.capacity()) {
+            let size = self.len.clamp(1024, MAX_CHUNK);
+            self.chunks.push(Vec::with_capacity(size));
+        }
+        if let Some(chunk) = self.chunks.last_mut() {
+            chunk.push(change);
+            self.len += 1;
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The changes in key order, and in position order within a key.
+    fn into_sorted(self) -> impl Iterator<Item = Keyed<K, V>> {
+        let chunks = self.chunks.into_iter().map(|mut chunk| {
+            chunk.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+            chunk.into_iter()
+        });
+        itertools::kmerge_by(chunks, |a: &Keyed<K, V>, b: &Keyed<K, V>| {
+            (&a.0, a.1) < (&b.0, b.1)
+        })
+    }
+}
+
+/// What an epoch does to one key: its value at the end of the epoch (`None`: absent),
+/// and whether the first change was a delete (which is a missing delete if the key was
+/// not there before the epoch).
+struct Outcome<K, V> {
+    key: K,
+    last: Option<V>,
+    first_deletes: bool,
+}
+
+/// Folds each key's changes, sorted by key and position, into its outcome, counting
+/// every change but the first's presence-dependent part.
+fn outcomes<'a, K: Eq + 'a, V: 'a>(
+    changes: impl Iterator<Item = Keyed<K, V>> + 'a,
+    counters: &'a mut UpsertCounters,
+) -> impl Iterator<Item = Outcome<K, V>> + 'a {
+    let mut changes = changes.peekable();
+    std::iter::from_fn(move || {
+        let (key, _, first) = changes.next()?;
+        let first_deletes = first.is_none();
+        counters.count(&first, true);
+        let mut last = first;
+        while let Some((_, _, next)) = changes.next_if(|(k, _, _)| *k == key) {
+            counters.count(&next, last.is_some());
+            last = next;
+        }
+        Some(Outcome {
+            key,
+            last,
+            first_deletes,
+        })
+    })
+}
+
+/// A keyed table: the rows one worker owns.
+pub struct KeyedTable<K, V> {
+    /// Rows sorted by key, each key once.
+    run: Vec<(K, V)>,
+    /// Changes since the run was built: the key's row, or `None` where it was deleted.
+    recent: FastMap<K, Option<V>>,
+}
+
+impl<K, V> Default for KeyedTable<K, V> {
+    fn default() -> Self {
+        KeyedTable {
+            run: Vec::new(),
+            recent: FastMap::default(),
+        }
+    }
+}
+
+impl<K: Ord + Hash + Clone, V: PartialEq + Clone> KeyedTable<K, V> {
+    /// Applies one epoch's changes (per key the last in position order wins) and calls
+    /// `changed(key, old, new)` for every row that changed.
+    pub fn apply(
+        &mut self,
+        batch: Batch<K, V>,
+        counters: &mut UpsertCounters,
+        mut changed: impl FnMut(&K, Option<V>, Option<&V>),
+    ) {
+        let large = batch.len() >= self.run.len() / 8;
+        let mut epoch_counts = UpsertCounters::default();
+        let outcomes = outcomes(batch.into_sorted(), &mut epoch_counts);
+        let mut missing_deletes = 0;
+        let mut seen = |outcome: &Outcome<K, V>, old: Option<V>| {
+            if outcome.first_deletes && old.is_none() {
+                missing_deletes += 1;
+            }
+            if old.as_ref() != outcome.last.as_ref() {
+                changed(&outcome.key, old, outcome.last.as_ref());
+            }
+        };
+        if large {
+            self.compact();
+            self.run = merge(std::mem::take(&mut self.run), outcomes, seen);
+        } else {
+            for outcome in outcomes {
+                let in_run = self.run.binary_search_by(|(k, _)| k.cmp(&outcome.key));
+                let old = match self.recent.get(&outcome.key) {
+                    Some(row) => row.clone(),
+                    None => in_run.ok().map(|i| self.run[i].1.clone()),
+                };
+                seen(&outcome, old);
+                // A key that is not in the run needs no tombstone once deleted.
+                if outcome.last.is_none() && in_run.is_err() {
+                    self.recent.remove(&outcome.key);
+                } else {
+                    self.recent.insert(outcome.key, outcome.last);
+                }
+            }
+            if self.recent.len() > self.run.len() / 8 {
+                self.compact();
+            }
+        }
+        epoch_counts.missing_deletes += missing_deletes;
+        counters.add(&epoch_counts);
+    }
+
+    /// Merges the recent changes into the run.
+    fn compact(&mut self) {
+        if self.recent.is_empty() {
+            return;
+        }
+        let mut recent: Vec<(K, Option<V>)> =
+            std::mem::take(&mut self.recent).into_iter().collect();
+        recent.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let outcomes = recent.into_iter().map(|(key, last)| Outcome {
+            key,
+            last,
+            first_deletes: false,
+        });
+        self.run = merge(std::mem::take(&mut self.run), outcomes, |_, _| {});
+    }
+
+    /// How many rows the table holds.
+    pub fn len(&self) -> usize {
+        let in_run = |key: &K| self.run.binary_search_by(|(k, _)| k.cmp(key)).is_ok();
+        let mut len = self.run.len();
+        for (key, row) in &self.recent {
+            match (in_run(key), row.is_some()) {
+                (false, true) => len += 1,
+                (true, false) => len -= 1,
+                _ => {}
+            }
+        }
+        len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The rows of `run` with each outcome (sorted by key) applied; `seen` is told each
+/// outcome and the key's row before it.
+fn merge<K: Ord, V>(
+    run: Vec<(K, V)>,
+    outcomes: impl Iterator<Item = Outcome<K, V>>,
+    mut seen: impl FnMut(&Outcome<K, V>, Option<V>),
+) -> Vec<(K, V)> {
+    let (lower, _) = outcomes.size_hint();
+    let mut merged = Vec::with_capacity(run.len() + lower);
+    let mut old = run.into_iter().peekable();
+    for outcome in outcomes {
+        while let Some(row) = old.next_if(|(k, _)| *k < outcome.key) {
+            merged.push(row);
+        }
+        let previous = old.next_if(|(k, _)| *k == outcome.key).map(|(_, v)| v);
+        seen(&outcome, previous);
+        if let Some(value) = outcome.last {
+            merged.push((outcome.key, value));
+        }
+    }
+    merged.extend(old);
+    // On Linux a large vector shrinks in place (mremap), without a copy.
+    merged.shrink_to_fit();
+    merged
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn batch(changes: &[(u32, Position, Option<i64>)]) -> Batch<u32, i64> {
+        let mut batch = Batch::default();
+        for &change in changes {
+            batch.push(change);
+        }
+        batch
+    }
+
+    /// Applies `changes` and returns the (key, old, new) changes it reported.
+    fn apply(
+        table: &mut KeyedTable<u32, i64>,
+        counters: &mut UpsertCounters,
+        changes: &[(u32, Position, Option<i64>)],
+    ) -> Vec<(u32, Option<i64>, Option<i64>)> {
+        let mut reported = Vec::new();
+        table.apply(batch(changes), counters, |k, old, new| {
+            reported.push((*k, old, new.copied()))
+        });
+        reported
+    }
+
+    #[test]
+    fn last_change_in_position_order_wins_whatever_the_arrival_order() {
+        let mut table = KeyedTable::default();
+        let mut counters = UpsertCounters::default();
+        let reported = apply(
+            &mut table,
+            &mut counters,
+            &[
+                (7, 30, Some(3)),
+                (7, 10, Some(1)),
+                (9, 5, None),
+                (7, 20, None),
+            ],
+        );
+        assert_eq!(reported, vec![(7, None, Some(3))]);
+        assert_eq!(
+            counters,
+            UpsertCounters {
+                upserts: 2,
+                deletes: 2,
+                missing_deletes: 1,
+            }
+        );
+    }
+
+    #[test]
+    fn small_epochs_go_to_the_map_and_are_merged_into_the_run() {
+        let mut table = KeyedTable::default();
+        let mut counters = UpsertCounters::default();
+        let snapshot: Vec<_> = (0..100)
+            .map(|k| (k, u64::from(k), Some(i64::from(k))))
+            .collect();
+        apply(&mut table, &mut counters, &snapshot);
+        assert_eq!((table.run.len(), table.recent.len()), (100, 0));
+
+        let reported = apply(
+            &mut table,
+            &mut counters,
+            &[(5, 0, None), (200, 1, Some(2))],
+        );
+        assert_eq!(reported, vec![(5, Some(5), None), (200, None, Some(2))]);
+        assert_eq!(table.recent.len(), 2);
+        assert_eq!(table.len(), 100);
+        // A key deleted again, and a deleted key brought back.
+        let reported = apply(
+            &mut table,
+            &mut counters,
+            &[(200, 0, None), (5, 1, Some(50))],
+        );
+        assert_eq!(reported, vec![(5, None, Some(50)), (200, Some(2), None)]);
+        assert_eq!(
+            table.recent.len(),
+            1,
+            "a key never in the run needs no tombstone"
+        );
+
+        // Enough small epochs, and the map is merged into the run.
+        for k in 0..20 {
+            apply(&mut table, &mut counters, &[(k, 0, Some(-1))]);
+        }
+        assert!(table.recent.len() <= table.run.len() / 8);
+        assert_eq!(table.len(), 100);
+    }
+
+    /// Random epochs of every size against a `BTreeMap`.
+    #[test]
+    fn agrees_with_a_map_on_random_epochs() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut table = KeyedTable::default();
+        let mut model: BTreeMap<u32, i64> = BTreeMap::new();
+        let mut counters = UpsertCounters::default();
+        for _ in 0..200 {
+            let size = if rng.random_bool(0.1) {
+                500
+            } else {
+                rng.random_range(0..8)
+            };
+            let changes: Vec<_> = (0..size)
+                .map(|p| {
+                    let key = rng.random_range(0..300);
+                    let value = rng.random_bool(0.7).then(|| rng.random_range(0..4));
+                    (key, p as Position, value)
+                })
+                .collect();
+            let mut expected = Vec::new();
+            let mut after = model.clone();
+            for &(key, _, value) in &changes {
+                match value {
+                    Some(v) => after.insert(key, v),
+                    None => after.remove(&key),
+                };
+            }
+            let keys: std::collections::BTreeSet<u32> = changes.iter().map(|c| c.0).collect();
+            for key in keys {
+                let (old, new) = (model.get(&key).copied(), after.get(&key).copied());
+                if old != new {
+                    expected.push((key, old, new));
+                }
+            }
+            model = after;
+            let mut shuffled = changes.clone();
+            shuffled.reverse();
+            let reported = apply(&mut table, &mut counters, &shuffled);
+            assert_eq!(reported, expected);
+            assert_eq!(table.len(), model.len());
+        }
+    }
+}
