@@ -23,56 +23,124 @@ pub type Keyed<K, V> = (K, Position, Option<V>);
 
 /// One epoch's changes as they arrive, in any order.
 ///
-/// They are kept in chunks that double in size up to `MAX_CHUNK` changes: a large
-/// snapshot streams in without one vector reallocating (which holds and touches the old
-/// and the new copy at once), each chunk is sorted on its own, and the sorted chunks are
-/// merged as the table takes them, each freed once read.
+/// Changes are sorted by key (and position) before they are applied, and most arrive
+/// nearly sorted: a file is usually in key order, each worker reads a range of it, and
+/// each sender's batches come in the order it read them. So the batch keeps a few
+/// *lanes*, each already sorted, and puts each arriving run of changes in the lane whose
+/// last change is the greatest one not after it (which takes as many lanes as there are
+/// senders); a change that fits no lane goes to an overflow that is sorted at the end.
+/// The lanes and the sorted overflow are merged as the table takes them.
 pub struct Batch<K, V> {
-    chunks: Vec<Vec<Keyed<K, V>>>,
-    len: usize,
+    lanes: Vec<Chunked<Keyed<K, V>>>,
+    overflow: Chunked<Keyed<K, V>>,
 }
 
-/// The most changes in one chunk of a `Batch`.
-const MAX_CHUNK: usize = 1 << 20;
+/// The most lanes a batch keeps: enough for one per sending worker of a large cluster.
+const MAX_LANES: usize = 16;
 
 impl<K, V> Default for Batch<K, V> {
     fn default() -> Self {
         Batch {
+            lanes: Vec::new(),
+            overflow: Chunked::default(),
+        }
+    }
+}
+
+/// The order changes are applied in.
+fn in_order<K: Ord, V>(a: &Keyed<K, V>, b: &Keyed<K, V>) -> bool {
+    (&a.0, a.1) <= (&b.0, b.1)
+}
+
+impl<K: Ord, V> Batch<K, V> {
+    /// Adds the changes of one arriving container.
+    pub fn extend(&mut self, changes: impl IntoIterator<Item = Keyed<K, V>>) {
+        let mut lane = None;
+        for change in changes {
+            let fits =
+                |lane: &Chunked<Keyed<K, V>>| lane.last().is_none_or(|l| in_order(l, &change));
+            if !lane.is_some_and(|i| fits(&self.lanes[i])) {
+                lane = self.best_lane(&change);
+            }
+            match lane {
+                Some(i) => self.lanes[i].push(change),
+                None => self.overflow.push(change),
+            }
+        }
+    }
+
+    /// The lane whose last change is the greatest one not after `change`, or a new lane.
+    fn best_lane(&mut self, change: &Keyed<K, V>) -> Option<usize> {
+        let best = (0..self.lanes.len())
+            .filter_map(|i| self.lanes[i].last().map(|last| (i, last)))
+            .filter(|(_, last)| in_order(last, change))
+            .max_by(|(_, a), (_, b)| (&a.0, a.1).cmp(&(&b.0, b.1)))
+            .map(|(i, _)| i);
+        if best.is_none() && self.lanes.len() < MAX_LANES {
+            self.lanes.push(Chunked::default());
+            return Some(self.lanes.len() - 1);
+        }
+        best
+    }
+
+    pub fn len(&self) -> usize {
+        self.lanes.iter().map(|l| l.len).sum::<usize>() + self.overflow.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The changes in key order, and in position order within a key.
+    fn into_sorted(self) -> impl Iterator<Item = Keyed<K, V>> {
+        // Each overflow chunk, once sorted, is one more lane.
+        let overflow = self.overflow.chunks.into_iter().map(|mut chunk| {
+            chunk.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+            vec![chunk]
+        });
+        let lanes = self
+            .lanes
+            .into_iter()
+            .map(|lane| lane.chunks)
+            .chain(overflow);
+        itertools::kmerge_by(lanes.map(|chunks| chunks.into_iter().flatten()), in_order)
+    }
+}
+
+/// A vector in chunks that double in size up to `MAX_CHUNK` elements: a large snapshot
+/// streams in without a vector reallocating (which holds and touches the old and the new
+/// copy at once), and each chunk is freed as soon as it has been read.
+struct Chunked<T> {
+    chunks: Vec<Vec<T>>,
+    len: usize,
+}
+
+/// The most elements in one chunk.
+const MAX_CHUNK: usize = 1 << 20;
+
+impl<T> Default for Chunked<T> {
+    fn default() -> Self {
+        Chunked {
             chunks: Vec::new(),
             len: 0,
         }
     }
 }
 
-impl<K: Ord, V> Batch<K, V> {
-    pub fn push(&mut self, change: Keyed<K, V>) {
+impl<T> Chunked<T> {
+    fn push(&mut self, value: T) {
         if self.chunks.last().is_none_or(|c| c.len() == c.capacity()) {
             let size = self.len.clamp(1024, MAX_CHUNK);
             self.chunks.push(Vec::with_capacity(size));
         }
         if let Some(chunk) = self.chunks.last_mut() {
-            chunk.push(change);
+            chunk.push(value);
             self.len += 1;
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The changes in key order, and in position order within a key.
-    fn into_sorted(self) -> impl Iterator<Item = Keyed<K, V>> {
-        let chunks = self.chunks.into_iter().map(|mut chunk| {
-            chunk.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
-            chunk.into_iter()
-        });
-        itertools::kmerge_by(chunks, |a: &Keyed<K, V>, b: &Keyed<K, V>| {
-            (&a.0, a.1) < (&b.0, b.1)
-        })
+    fn last(&self) -> Option<&T> {
+        self.chunks.last().and_then(|c| c.last())
     }
 }
 
@@ -241,9 +309,7 @@ mod tests {
 
     fn batch(changes: &[(u32, Position, Option<i64>)]) -> Batch<u32, i64> {
         let mut batch = Batch::default();
-        for &change in changes {
-            batch.push(change);
-        }
+        batch.extend(changes.iter().copied());
         batch
     }
 
@@ -283,6 +349,23 @@ mod tests {
                 missing_deletes: 1,
             }
         );
+    }
+
+    #[test]
+    fn interleaved_sorted_senders_take_one_lane_each() {
+        // Two senders, each reading its half of a file in key order, in batches of 10.
+        let mut batch = Batch::default();
+        for round in 0..50u32 {
+            for sender in 0..2u32 {
+                let start = sender * 1000 + round * 10;
+                batch.extend((start..start + 10).map(|k| (k, u64::from(k), Some(0i64))));
+            }
+        }
+        assert_eq!((batch.lanes.len(), batch.overflow.len), (2, 0));
+        let keys: Vec<u32> = batch.into_sorted().map(|(k, _, _)| k).collect();
+        let mut expected: Vec<u32> = (0..500).chain(1000..1500).collect();
+        expected.sort_unstable();
+        assert_eq!(keys, expected);
     }
 
     #[test]

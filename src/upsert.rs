@@ -111,11 +111,10 @@ where
                             capability: held,
                             batch: Batch::default(),
                         });
-                        for (key, position, value) in changes.drain(..) {
-                            waiting
-                                .batch
-                                .push((key, position, value.map(|v| logic.arrive(v))));
-                        }
+                        let arrived = changes.drain(..).map(|(key, position, value)| {
+                            (key, position, value.map(|v| logic.arrive(v)))
+                        });
+                        waiting.batch.extend(arrived);
                     }
                 });
                 while let Some(entry) = pending.first_entry() {
