@@ -1,8 +1,8 @@
 //! Cutting a file into one byte range per worker, on record boundaries.
 //!
-//! Every worker scans the whole file for newlines (and, in CSV, quotes) with `memchr`,
-//! which costs a small fraction of parsing, and so every worker computes the same cuts
-//! without talking to the others. A CSV newline ends a record only outside quotes; the
+//! Every worker scans the whole file for quotes (`memchr`) and counts the newlines
+//! between them (`bytecount`, SIMD), which costs a small fraction of parsing, and so
+//! every worker computes the same cuts without talking to the others. A CSV newline ends a record only outside quotes; the
 //! quote rules are csv-core's: a quote opens a quoted field only at the start of a field
 //! (or right after the closing quote of an escaped `""`), anywhere else it is a literal.
 
@@ -54,24 +54,51 @@ pub fn scan(file: &mut File, data_start: u64, peers: usize, csv: bool) -> io::Re
         if offset == 0 && bytes.starts_with(b"\xEF\xBB\xBF") {
             field_start_at = 3;
         }
-        let mut on_event = |i: usize| {
-            let at = offset + i as u64;
-            if data_line.is_none() && at >= data_start {
-                data_line = Some(1 + newlines);
-            }
-            if bytes[i] == b'\n' {
-                newlines += 1;
-                if !in_quotes {
-                    let next = at + 1;
-                    while cuts.len() < targets.len() && targets[cuts.len()] <= next {
-                        cuts.push((next, 1 + newlines));
+        if data_line.is_none() && data_start < offset + read as u64 {
+            let header = &bytes[..(data_start - offset) as usize];
+            data_line = Some(1 + newlines + bytecount::count(header, b'\n') as u64);
+        }
+        // Quotes are rare: find each, and between two count newlines (SIMD) and look for
+        // cuts, which a newline makes only outside quotes.
+        let quotes = csv
+            .then(|| memchr::memchr_iter(b'"', bytes))
+            .into_iter()
+            .flatten();
+        let mut from = 0;
+        for quote in quotes.chain(std::iter::once(read)) {
+            let between = &bytes[from..quote];
+            if !in_quotes {
+                let mut search = from;
+                while let Some(&target) = targets.get(cuts.len()) {
+                    // A cut is just after the first newline at or after `target - 1`.
+                    let begin = (target.saturating_sub(1).saturating_sub(offset) as usize)
+                        .clamp(search, quote);
+                    let Some(found) = memchr::memchr(b'\n', &bytes[begin..quote]) else {
+                        break;
+                    };
+                    let at = begin + found;
+                    let line = 1 + newlines + bytecount::count(&bytes[from..=at], b'\n') as u64;
+                    let next = offset + at as u64 + 1;
+                    while targets.get(cuts.len()).is_some_and(|&t| t <= next) {
+                        cuts.push((next, line));
                     }
+                    search = at + 1;
                 }
-            } else if in_quotes {
+            }
+            newlines += bytecount::count(between, b'\n') as u64;
+            if quote == read {
+                break;
+            }
+            let at = offset + quote as u64;
+            if in_quotes {
                 in_quotes = false;
                 last_close = Some(at);
             } else {
-                let before = if i > 0 { Some(bytes[i - 1]) } else { prev_byte };
+                let before = if quote > 0 {
+                    Some(bytes[quote - 1])
+                } else {
+                    prev_byte
+                };
                 let opens = at == field_start_at
                     || matches!(before, Some(b',') | Some(b'\n') | Some(b'\r'))
                     || last_close.is_some_and(|c| c + 1 == at);
@@ -80,11 +107,7 @@ pub fn scan(file: &mut File, data_start: u64, peers: usize, csv: bool) -> io::Re
                     quote_line = 1 + newlines;
                 }
             }
-        };
-        if csv {
-            memchr::memchr2_iter(b'\n', b'"', bytes).for_each(&mut on_event);
-        } else {
-            memchr::memchr_iter(b'\n', bytes).for_each(&mut on_event);
+            from = quote + 1;
         }
         prev_byte = bytes.last().copied();
         offset += read as u64;
