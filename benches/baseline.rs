@@ -137,7 +137,8 @@ impl Baseline {
         }
     }
 
-    /// The base orders, given in file order: the last row of each id is kept.
+    /// The base orders, given in file order (epoch 0: no order is held yet); the last row
+    /// of each id is kept.
     fn load_base(&mut self, mut orders: Vec<(OrderId, Facts)>) {
         orders.sort_by_key(|(id, _)| *id);
         // `dedup_by` keeps the first of equal ids; carry the later row into it.
@@ -148,8 +149,16 @@ impl Baseline {
             }
             same
         });
+        // Sums by code first, then each code's sums into its percentage's: one update of
+        // the per-percentage map per code rather than per order.
         for &(_, facts) in &orders {
-            self.move_order(1, facts);
+            if facts.code != NO_CODE {
+                let sums = &mut self.per_code[facts.code as usize];
+                add(sums, 1, facts.item_ct, facts.subtotal_micros);
+            }
+        }
+        for code in 0..self.per_code.len() {
+            self.move_code(1, code as u32);
         }
         self.base = orders;
     }

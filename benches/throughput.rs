@@ -8,7 +8,8 @@
 //! `--stats`, the baseline is this program re-run with `--baseline-child`. Timings are the
 //! binaries' own per-epoch figures, from the start of reading a file to complete results.
 //! Each configuration runs `DISCOUNTING_BENCH_RUNS` times (default 3) and every figure is
-//! the median of those runs: on 2 cores a single run is noisy.
+//! the median of those runs: on 2 cores a single run is noisy. Last, the reader alone
+//! parses the orders snapshot on one thread, for the share of the load that is parsing.
 
 mod baseline;
 
@@ -17,7 +18,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use discounting::generate::{code_name, Generator, Spec};
-use discounting::input::BadRows;
+use discounting::input::{read_share, BadRows, Role, Share, Source};
+use discounting::model::Table;
 use discounting::run::Job;
 
 /// The epochs measured after the load, each three times with different data.
@@ -68,7 +70,28 @@ fn main() {
         );
         results.push(run);
     }
+    let parse = parse_only(&files[1], runs);
     report(orders, &baseline, &results);
+    println!("reader.parse_only_rows_per_sec={parse:.0}");
+}
+
+/// Rows per second of the reader alone on one thread: the orders snapshot parsed into
+/// changes that go nowhere (the median of `runs` passes). It is what both the baseline
+/// and each worker of the job pay before doing anything with an order.
+fn parse_only(orders: &Path, runs: usize) -> f64 {
+    let source = Source::new(orders, Role::Snapshot(Table::Orders));
+    let whole = Share { index: 0, peers: 1 };
+    let rates = (0..runs.max(1))
+        .map(|_| {
+            let started = std::time::Instant::now();
+            let report = read_share(&source, whole, BadRows::Fail, &mut |position, change| {
+                std::hint::black_box((position, change));
+            })
+            .unwrap();
+            report.rows as f64 / started.elapsed().as_secs_f64()
+        })
+        .collect();
+    median(rates)
 }
 
 /// Generates the base (if not there yet) and writes the scenario update files.

@@ -17,6 +17,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
+use std::num::NonZeroU32;
 use std::rc::Rc;
 
 use differential_dataflow::{AsCollection, ExchangeData, Hashable, VecCollection};
@@ -177,27 +178,43 @@ impl<K: Hash + Eq + Ord + Clone, V: PartialEq + Clone> UpsertLogic<K, V> for Row
 /// What the query needs of an order: its code (interned), item count and subtotal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct OrderFacts {
-    /// Index into the worker's code list; `NO_CODE` for an order without a code.
-    code: u32,
+    code: CodeNumber,
     item_ct: i64,
     subtotal_micros: i64,
 }
 
-const NO_CODE: u32 = u32::MAX;
+/// A code's number on one worker: its index in the worker's code list, plus one, or
+/// `NO_CODE` for an order without a code. Never zero, so that a change waiting for its
+/// epoch (`Option<OrderFacts>`) takes no more room than the facts: 40 bytes an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CodeNumber(NonZeroU32);
+
+const NO_CODE: CodeNumber = CodeNumber(NonZeroU32::MAX);
+
+impl CodeNumber {
+    fn index(self) -> Option<usize> {
+        (self != NO_CODE).then(|| self.0.get() as usize - 1)
+    }
+}
 
 /// Codes seen by one worker, each given a small number.
 #[derive(Default)]
 struct Interner {
-    numbers: FastMap<Code, u32>,
+    numbers: FastMap<Code, CodeNumber>,
     codes: Vec<Code>,
 }
 
 impl Interner {
-    fn number(&mut self, code: Code) -> u32 {
+    fn number(&mut self, code: Code) -> CodeNumber {
         if code.is_empty() {
             return NO_CODE;
         }
-        let next = self.codes.len() as u32;
+        let next = u32::try_from(self.codes.len() + 1)
+            .ok()
+            .and_then(NonZeroU32::new)
+            .map(CodeNumber)
+            .filter(|&number| number != NO_CODE)
+            .expect("fewer than 2^32 - 1 codes on one worker (each takes 24 bytes or more)");
         *self.numbers.entry(code).or_insert_with_key(|code| {
             self.codes.push(code.clone());
             next
@@ -225,10 +242,10 @@ pub fn upsert_order_sums<'scope>(
 struct OrderSums {
     table: KeyedTable<OrderId, OrderFacts>,
     interner: Interner,
-    /// This epoch's change to the sums of each code, indexed by code number, and the
-    /// numbers whose change may be non-zero.
+    /// This epoch's change to the sums of each code, by the code's index, and the
+    /// indexes whose change may be non-zero.
     deltas: Vec<Sums>,
-    touched: Vec<u32>,
+    touched: Vec<usize>,
     counters: Rc<RefCell<UpsertCounters>>,
 }
 
@@ -255,10 +272,10 @@ impl UpsertLogic<OrderId, Order> for OrderSums {
         deltas.resize(self.interner.codes.len(), (0, 0, 0));
         self.table.apply(changes, &mut counters, |_, old, new| {
             for (facts, sign) in [(old.as_ref(), -1i128), (new, 1)] {
-                if let Some(facts) = facts.filter(|f| f.code != NO_CODE) {
-                    let sums = &mut deltas[facts.code as usize];
+                if let Some((facts, code)) = facts.and_then(|f| Some((f, f.code.index()?))) {
+                    let sums = &mut deltas[code];
                     if *sums == (0, 0, 0) {
-                        touched.push(facts.code);
+                        touched.push(code);
                     }
                     sums.0 += sign;
                     sums.1 += sign * i128::from(facts.item_ct);
@@ -267,14 +284,23 @@ impl UpsertLogic<OrderId, Order> for OrderSums {
             }
         });
         for code in touched.drain(..) {
-            let sums = std::mem::take(&mut deltas[code as usize]);
+            let sums = std::mem::take(&mut deltas[code]);
             if sums != (0, 0, 0) {
-                updates.push((
-                    (self.interner.codes[code as usize].clone(), ()),
-                    epoch,
-                    sums,
-                ));
+                updates.push(((self.interner.codes[code].clone(), ()), epoch, sums));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a snapshot costs in memory per order: its change while it waits for the
+    /// epoch, and its row once applied.
+    #[test]
+    fn an_order_waits_in_40_bytes_and_is_held_in_32() {
+        assert_eq!(std::mem::size_of::<Keyed<OrderId, OrderFacts>>(), 40);
+        assert_eq!(std::mem::size_of::<(OrderId, OrderFacts)>(), 32);
     }
 }

@@ -235,11 +235,16 @@ fn number_error(column: Column, text: &str, error: NumberError, what: &str) -> C
 
 /// Reads an order time: epoch milliseconds, RFC 3339, or `YYYY-MM-DD HH:MM:SS[.fff]` as UTC.
 pub fn parse_timestamp(text: &str) -> Result<i64, String> {
-    let digits = text.strip_prefix('-').unwrap_or(text);
-    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-        return text
-            .parse::<i64>()
-            .map_err(|_| format!("'{text}' does not fit in 64 bits"));
+    // Epoch milliseconds, the common form, in one pass; anything else that starts like a
+    // number (a date) goes on to the date forms.
+    if text.starts_with(|c: char| c.is_ascii_digit() || c == '-') {
+        match text.parse::<i64>() {
+            Ok(ms) => return Ok(ms),
+            Err(e) if *e.kind() != std::num::IntErrorKind::InvalidDigit => {
+                return Err(format!("'{text}' does not fit in 64 bits"));
+            }
+            Err(_) => {}
+        }
     }
     if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
         return Ok(time.timestamp_millis());
