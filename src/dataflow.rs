@@ -23,8 +23,8 @@ use timely::dataflow::operators::core::probe::Handle as ProbeHandle;
 use timely::dataflow::operators::{Exchange, Inspect, Probe};
 use timely::dataflow::{InputHandleVec, Scope};
 
-use crate::model::{Code, Epoch, Order, OrderId, Position};
-use crate::upsert::{upsert, upsert_order_sums, UpsertCounters};
+use crate::model::{Change, Code, Epoch, Order, OrderAmounts, OrderId, Position};
+use crate::upsert::{upsert, upsert_order_sums, Keyed, UpsertCounters};
 
 /// Per-percentage sums carried as a difference: (orders, Σ item_ct, Σ subtotal micros).
 pub type Sums = (i128, i128, i128);
@@ -35,10 +35,51 @@ pub type EnrichedOrder = (OrderId, Order, i64);
 /// Updates gathered at worker 0, drained by the epoch loop.
 pub type Gathered<D, R> = Rc<RefCell<Vec<(D, Epoch, R)>>>;
 
-/// The two upsert inputs of one worker.
+/// The upsert inputs of one worker: the codes, what the query counts of the orders, and
+/// (for the enriched orders only) whole order rows.
 pub struct Inputs {
-    pub codes: InputHandleVec<Epoch, (Code, Position, Option<i64>)>,
-    pub orders: InputHandleVec<Epoch, (OrderId, Position, Option<Order>)>,
+    codes: UpsertInput<Code, i64>,
+    orders: UpsertInput<OrderId, OrderAmounts>,
+    order_rows: Option<UpsertInput<OrderId, Order>>,
+}
+
+/// An input of keyed changes.
+type UpsertInput<K, V> = InputHandleVec<Epoch, Keyed<K, V>>;
+
+impl Inputs {
+    /// Inputs for a dataflow built with or without the enriched orders.
+    pub fn new(with_enriched: bool) -> Inputs {
+        Inputs {
+            codes: InputHandleVec::new(),
+            orders: InputHandleVec::new(),
+            order_rows: with_enriched.then(InputHandleVec::new),
+        }
+    }
+
+    pub fn send(&mut self, position: Position, change: Change) {
+        match change {
+            Change::Code {
+                code,
+                percentage_micros,
+            } => self.codes.send((code, position, percentage_micros)),
+            Change::Order { id, row } => {
+                let amounts = row.as_ref().map(Order::amounts);
+                if let Some(rows) = self.order_rows.as_mut() {
+                    rows.send((id, position, row));
+                }
+                self.orders.send((id, position, amounts));
+            }
+        }
+    }
+
+    /// Closes `epoch`: what is sent from now on belongs to a later one.
+    pub fn advance_to(&mut self, epoch: Epoch) {
+        self.codes.advance_to(epoch);
+        self.orders.advance_to(epoch);
+        if let Some(rows) = self.order_rows.as_mut() {
+            rows.advance_to(epoch);
+        }
+    }
 }
 
 /// What the epoch loop reads back once an epoch is complete.
@@ -52,8 +93,9 @@ pub struct Outputs {
     pub order_counters: Rc<RefCell<UpsertCounters>>,
 }
 
-/// Builds the dataflow in `scope`; `with_enriched` also maintains the enriched orders.
-pub fn build(scope: Scope<'_, Epoch>, inputs: &mut Inputs, with_enriched: bool) -> Outputs {
+/// Builds the dataflow in `scope`; inputs made with `with_enriched` also maintain the
+/// enriched orders.
+pub fn build(scope: Scope<'_, Epoch>, inputs: &mut Inputs) -> Outputs {
     let code_counters = Rc::new(RefCell::new(UpsertCounters::default()));
     let order_counters = Rc::new(RefCell::new(UpsertCounters::default()));
     let codes = upsert(
@@ -62,7 +104,7 @@ pub fn build(scope: Scope<'_, Epoch>, inputs: &mut Inputs, with_enriched: bool) 
         Rc::clone(&code_counters),
     );
     let orders = inputs.orders.to_stream(scope);
-    let sums_by_code = upsert_order_sums(orders.clone(), Rc::clone(&order_counters));
+    let sums_by_code = upsert_order_sums(orders, Rc::clone(&order_counters));
 
     let codes_by_code = codes.arrange_by_key();
     let sums_by_percentage = sums_by_code
@@ -76,9 +118,9 @@ pub fn build(scope: Scope<'_, Epoch>, inputs: &mut Inputs, with_enriched: bool) 
 
     // The enriched orders need whole rows: a second upsert of the orders, kept only when
     // asked for (its counts would repeat the first one's).
-    let enriched = with_enriched.then(|| {
+    let enriched = inputs.order_rows.as_mut().map(|rows| {
         let ignored = Rc::new(RefCell::new(UpsertCounters::default()));
-        let enriched_orders = upsert(orders, "UpsertOrderRows", ignored)
+        let enriched_orders = upsert(rows.to_stream(scope), "UpsertOrderRows", ignored)
             .filter(|(_, order)| !order.discount_code.is_empty())
             .map(|(id, order)| (order.discount_code.clone(), (id, order)))
             .join_core(codes_by_code, |_code, (id, order), &percentage| {

@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use differential_dataflow::consolidation::consolidate;
 use serde::{Deserialize, Serialize};
-use timely::dataflow::InputHandleVec;
 use timely::worker::Worker;
 
 use crate::cluster;
@@ -314,11 +313,8 @@ fn run_worker(
         index: worker.index(),
         peers: worker.peers(),
     };
-    let mut inputs = Inputs {
-        codes: InputHandleVec::new(),
-        orders: InputHandleVec::new(),
-    };
-    let outputs = worker.dataflow(|scope| dataflow::build(scope, &mut inputs, job.enriched));
+    let mut inputs = Inputs::new(job.enriched);
+    let outputs = worker.dataflow(|scope| dataflow::build(scope, &mut inputs));
     let mut state = WorkerState {
         share,
         inputs,
@@ -392,7 +388,7 @@ impl WorkerState {
             let mut sent = 0u64;
             let read = read_share(source, self.share, job.bad_rows, &mut |position, change| {
                 if send_while_reading {
-                    send(inputs, position, change);
+                    inputs.send(position, change);
                     // Let the dataflow take what was sent, so that it does not pile up
                     // in channels as well as in the operators.
                     sent += 1;
@@ -418,10 +414,9 @@ impl WorkerState {
             return Err(RunError::Input(error));
         }
         for (position, change) in held {
-            send(inputs, position, change);
+            inputs.send(position, change);
         }
-        inputs.codes.advance_to(epoch + 1);
-        inputs.orders.advance_to(epoch + 1);
+        inputs.advance_to(epoch + 1);
         let probe = &self.outputs.probe;
         worker.step_while(|| probe.less_than(&(epoch + 1)));
         if let Some(collector) = self.collector.as_mut() {
@@ -519,16 +514,6 @@ impl Progress {
 
 /// While a base snapshot is sent, the worker steps every this many rows.
 const STEP_EVERY: u64 = 1 << 14;
-
-fn send(inputs: &mut Inputs, position: Position, change: Change) {
-    match change {
-        Change::Code {
-            code,
-            percentage_micros,
-        } => inputs.codes.send((code, position, percentage_micros)),
-        Change::Order { id, row } => inputs.orders.send((id, position, row)),
-    }
-}
 
 /// The error every worker reports for an epoch: the first in file order, whichever
 /// worker met it, so that it is the same for any number of workers.

@@ -29,7 +29,7 @@ use timely::dataflow::StreamVec;
 
 use crate::dataflow::Sums;
 use crate::keyed_table::{Batch, KeyedTable};
-use crate::model::{Code, Epoch, Order, OrderId};
+use crate::model::{Code, Epoch, OrderAmounts, OrderId};
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
@@ -226,7 +226,7 @@ impl Interner {
 /// whose orders changed, consolidated on this worker. Orders without a code are kept (a
 /// later upsert may give them one) but never counted.
 pub fn upsert_order_sums<'scope>(
-    stream: StreamVec<'scope, Epoch, Keyed<OrderId, Order>>,
+    stream: StreamVec<'scope, Epoch, Keyed<OrderId, OrderAmounts>>,
     counters: Rc<RefCell<UpsertCounters>>,
 ) -> VecCollection<'scope, Epoch, (Code, ()), Sums> {
     let logic = OrderSums {
@@ -249,11 +249,11 @@ struct OrderSums {
     counters: Rc<RefCell<UpsertCounters>>,
 }
 
-impl UpsertLogic<OrderId, Order> for OrderSums {
+impl UpsertLogic<OrderId, OrderAmounts> for OrderSums {
     type Stored = OrderFacts;
     type Update = ((Code, ()), Epoch, Sums);
 
-    fn arrive(&mut self, order: Order) -> OrderFacts {
+    fn arrive(&mut self, order: OrderAmounts) -> OrderFacts {
         OrderFacts {
             code: self.interner.number(order.discount_code),
             item_ct: order.item_ct,
