@@ -203,7 +203,8 @@ impl<K: Ord + Hash + Clone, V: PartialEq + Clone> KeyedTable<K, V> {
         counters: &mut UpsertCounters,
         mut changed: impl FnMut(&K, Option<V>, Option<&V>),
     ) {
-        let large = batch.len() >= self.run.len() / 8;
+        let changes = batch.len();
+        let large = changes >= self.run.len() / 8;
         let mut epoch_counts = UpsertCounters::default();
         let outcomes = outcomes(batch.into_sorted(), &mut epoch_counts);
         let mut missing_deletes = 0;
@@ -217,7 +218,7 @@ impl<K: Ord + Hash + Clone, V: PartialEq + Clone> KeyedTable<K, V> {
         };
         if large {
             self.compact();
-            self.run = merge(std::mem::take(&mut self.run), outcomes, seen);
+            self.run = merge(std::mem::take(&mut self.run), outcomes, changes, seen);
         } else {
             for outcome in outcomes {
                 let in_run = self.run.binary_search_by(|(k, _)| k.cmp(&outcome.key));
@@ -249,12 +250,13 @@ impl<K: Ord + Hash + Clone, V: PartialEq + Clone> KeyedTable<K, V> {
         let mut recent: Vec<(K, Option<V>)> =
             std::mem::take(&mut self.recent).into_iter().collect();
         recent.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let changes = recent.len();
         let outcomes = recent.into_iter().map(|(key, last)| Outcome {
             key,
             last,
             first_deletes: false,
         });
-        self.run = merge(std::mem::take(&mut self.run), outcomes, |_, _| {});
+        self.run = merge(std::mem::take(&mut self.run), outcomes, changes, |_, _| {});
     }
 
     /// How many rows the table holds.
@@ -276,15 +278,16 @@ impl<K: Ord + Hash + Clone, V: PartialEq + Clone> KeyedTable<K, V> {
     }
 }
 
-/// The rows of `run` with each outcome (sorted by key) applied; `seen` is told each
-/// outcome and the key's row before it.
+/// The rows of `run` with each outcome (sorted by key, from at most `changes` changes)
+/// applied; `seen` is told each outcome and the key's row before it.
 fn merge<K: Ord, V>(
     run: Vec<(K, V)>,
     outcomes: impl Iterator<Item = Outcome<K, V>>,
+    changes: usize,
     mut seen: impl FnMut(&Outcome<K, V>, Option<V>),
 ) -> Vec<(K, V)> {
-    let (lower, _) = outcomes.size_hint();
-    let mut merged = Vec::with_capacity(run.len() + lower);
+    // Room for every change to add a row: pages not written to are never touched.
+    let mut merged = Vec::with_capacity(run.len() + changes);
     let mut old = run.into_iter().peekable();
     for outcome in outcomes {
         while let Some(row) = old.next_if(|(k, _)| *k < outcome.key) {
