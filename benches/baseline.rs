@@ -4,17 +4,18 @@
 //! It reads the same files with the same reader. A base snapshot's orders go into one
 //! vector in file order, which a stable sort by id (linear on a file already in id order)
 //! and one pass turn into a sorted array of `(id, code, item_ct, subtotal)` with the last
-//! row of each id, 32 bytes an order; the per-code sums come from one pass over it. Later
-//! changes go into a hash map over that array (a delete of an array row is kept as
-//! `None`), and each change moves one order's figures: sums are kept per code and per
-//! percentage, so a code correction moves one code's sums. It is the reference point
-//! every benchmark figure is a ratio against, and a test checks that it gives the
-//! dataflow's answers.
+//! row of each id, 32 bytes an order, searched through every 32nd id as the job's runs
+//! are (`SortedRun`); the per-code sums come from one pass over it. Later changes go into
+//! a hash map over that array (a delete of an array row is kept as `None`), and each
+//! change moves one order's figures: sums are kept per code and per percentage, so a code
+//! correction moves one code's sums. It is the reference point every benchmark figure is
+//! a ratio against, and a test checks that it gives the dataflow's answers.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use discounting::input::{read_share, BadRows, InputError, Role, Share};
+use discounting::keyed_table::SortedRun;
 use discounting::model::{Change, Code, OrderId, Table};
 use discounting::result::{rows_of, ResultRow};
 use discounting::run::Job;
@@ -39,8 +40,9 @@ pub struct Baseline {
     /// Per code number: its percentage if the code exists, and the sums of its orders.
     percentage: Vec<Option<i64>>,
     per_code: Vec<Sums>,
-    /// The base snapshot's orders, sorted by id.
-    base: Vec<(OrderId, Facts)>,
+    /// The base snapshot's orders, sorted by id (with the job's fence index, so that a
+    /// lookup costs what it costs the job).
+    base: SortedRun<OrderId, Facts>,
     /// Orders changed since: the order, or `None` where a base order was deleted.
     changed: FastMap<OrderId, Option<Facts>>,
     per_percentage: BTreeMap<i64, Sums>,
@@ -160,17 +162,13 @@ impl Baseline {
         for code in 0..self.per_code.len() {
             self.move_code(1, code as u32);
         }
-        self.base = orders;
+        self.base = SortedRun::from_sorted(orders);
     }
 
     fn current(&self, id: OrderId) -> Option<Facts> {
         match self.changed.get(&id) {
             Some(facts) => *facts,
-            None => self
-                .base
-                .binary_search_by_key(&id, |(id, _)| *id)
-                .ok()
-                .map(|i| self.base[i].1),
+            None => self.base.get(&id).copied(),
         }
     }
 
