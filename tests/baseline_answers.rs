@@ -1,6 +1,8 @@
 //! The benchmark's hand-written baseline gives the same answers as the from-scratch
 //! recomputation and the dataflow, epoch by epoch, on generated data.
 
+use std::path::PathBuf;
+
 use discounting::generate::{Generator, Spec};
 use discounting::input::BadRows;
 use discounting::reference::Reference;
@@ -9,6 +11,19 @@ use discounting::run::{run_job, Job, Workers};
 
 use crate::baseline::Baseline;
 use crate::util::Workdir;
+
+/// A plain run of these files: no followed directory, bad rows fail.
+fn batch_job(codes: PathBuf, orders: PathBuf, updates: Vec<PathBuf>) -> Job {
+    Job {
+        codes,
+        orders,
+        updates,
+        follow: None,
+        bad_rows: BadRows::Fail,
+        enriched: false,
+        progress: false,
+    }
+}
 
 /// The baseline's changelog, epoch by epoch, from its tables.
 fn changelog(
@@ -45,15 +60,7 @@ fn baseline_handles_repeated_ids_and_base_deletes() {
              {\"op\":\"delete\",\"table\":\"orders\",\"id\":1}\n",
         ),
     ];
-    let job = Job {
-        codes,
-        orders,
-        updates,
-        follow: None,
-        bad_rows: BadRows::Fail,
-        enriched: false,
-        progress: false,
-    };
+    let job = batch_job(codes, orders, updates);
     let expected = Reference::run(&job).unwrap();
     let (_, tables) = Baseline::run(&job).unwrap();
     assert_eq!(changelog(&tables), expected.changes);
@@ -73,15 +80,7 @@ fn baseline_matches_reference_and_dataflow() {
         seed: 7,
     };
     let generated = Generator::new(spec).write_all(&work.dir).unwrap();
-    let job = Job {
-        codes: generated.codes,
-        orders: generated.orders,
-        updates: generated.updates,
-        follow: None,
-        bad_rows: BadRows::Fail,
-        enriched: false,
-        progress: false,
-    };
+    let job = batch_job(generated.codes, generated.orders, generated.updates);
     let expected = Reference::run(&job).unwrap();
     let (stats, tables) = Baseline::run(&job).unwrap();
     assert_eq!(stats.len(), 7);
