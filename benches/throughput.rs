@@ -9,7 +9,8 @@
 //! binaries' own per-epoch figures, from the start of reading a file to complete results.
 //! Each configuration runs `DISCOUNTING_BENCH_RUNS` times (default 3) and every figure is
 //! the median of those runs: on 2 cores a single run is noisy. Last, the reader alone
-//! parses the orders snapshot on one thread, for the share of the load that is parsing.
+//! parses the orders snapshot on one thread, for the share of the load that is parsing
+//! (`--parse-only FILE` runs just that, once, e.g. under `perf` or `valgrind`).
 
 mod baseline;
 
@@ -33,9 +34,14 @@ const ROUNDS: usize = 3;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("--baseline-child") {
-        baseline_child(&args[2..]);
-        return;
+    match args.get(1).map(String::as_str) {
+        Some("--baseline-child") => return baseline_child(&args[2..]),
+        // One pass of the reader over an orders file, to profile it alone.
+        Some("--parse-only") => {
+            let rate = parse_only(Path::new(&args[2]), 1);
+            return println!("reader.parse_only_rows_per_sec={rate:.0}");
+        }
+        _ => {}
     }
     let orders: u64 = std::env::var("DISCOUNTING_BENCH_ORDERS")
         .ok()

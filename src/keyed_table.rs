@@ -38,6 +38,10 @@ pub struct Batch<K, V> {
 /// The most lanes a batch keeps: enough for one per sending worker of a large cluster.
 const MAX_LANES: usize = 16;
 
+/// Past this many changes in the overflow, more of them than in lanes means the input is
+/// in no useful order.
+const UNORDERED: usize = 1 << 12;
+
 impl<K, V> Default for Batch<K, V> {
     fn default() -> Self {
         Batch {
@@ -55,6 +59,14 @@ fn in_order<K: Ord, V>(a: &Keyed<K, V>, b: &Keyed<K, V>) -> bool {
 impl<K: Ord, V> Batch<K, V> {
     /// Adds the changes of one arriving container.
     pub fn extend(&mut self, changes: impl IntoIterator<Item = Keyed<K, V>>) {
+        // Once most changes have fit no lane the input is not in key order: stop looking.
+        let in_lanes = self.len() - self.overflow.len;
+        if self.overflow.len > UNORDERED && self.overflow.len > in_lanes {
+            changes
+                .into_iter()
+                .for_each(|change| self.overflow.push(change));
+            return;
+        }
         let mut lane = None;
         for change in changes {
             let fits =
@@ -367,8 +379,11 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn batch(changes: &[(u32, Position, Option<i64>)]) -> Batch<u32, i64> {
+        // In containers of 100, as timely delivers them.
         let mut batch = Batch::default();
-        batch.extend(changes.iter().copied());
+        for container in changes.chunks(100) {
+            batch.extend(container.iter().copied());
+        }
         batch
     }
 
@@ -488,14 +503,15 @@ mod tests {
         let mut model: BTreeMap<u32, i64> = BTreeMap::new();
         let mut counters = UpsertCounters::default();
         for _ in 0..200 {
-            let size = if rng.random_bool(0.1) {
-                500
-            } else {
-                rng.random_range(0..8)
+            // Mostly small epochs, some large ones, a few past the unordered threshold.
+            let size = match rng.random_range(0..100) {
+                0..3 => 3 * UNORDERED,
+                3..13 => 500,
+                _ => rng.random_range(0..8),
             };
             let changes: Vec<_> = (0..size)
                 .map(|p| {
-                    let key = rng.random_range(0..300);
+                    let key = rng.random_range(0..if size > 500 { 20_000 } else { 300 });
                     let value = rng.random_bool(0.7).then(|| rng.random_range(0..4));
                     (key, p as Position, value)
                 })
