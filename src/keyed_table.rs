@@ -51,16 +51,20 @@ impl<K, V> Default for Batch<K, V> {
     }
 }
 
-/// The order changes are applied in.
+/// The order changes are applied in: by key, then by position in the file.
+fn sort_key<K, V>(change: &Keyed<K, V>) -> (&K, Position) {
+    (&change.0, change.1)
+}
+
 fn in_order<K: Ord, V>(a: &Keyed<K, V>, b: &Keyed<K, V>) -> bool {
-    (&a.0, a.1) <= (&b.0, b.1)
+    sort_key(a) <= sort_key(b)
 }
 
 impl<K: Ord, V> Batch<K, V> {
     /// Adds the changes of one arriving container.
     pub fn extend(&mut self, changes: impl IntoIterator<Item = Keyed<K, V>>) {
         // Once most changes have fit no lane the input is not in key order: stop looking.
-        let in_lanes = self.len() - self.overflow.len;
+        let in_lanes: usize = self.lanes.iter().map(|lane| lane.len).sum();
         if self.overflow.len > UNORDERED && self.overflow.len > in_lanes {
             changes
                 .into_iter()
@@ -86,7 +90,7 @@ impl<K: Ord, V> Batch<K, V> {
         let best = (0..self.lanes.len())
             .filter_map(|i| self.lanes[i].last().map(|last| (i, last)))
             .filter(|(_, last)| in_order(last, change))
-            .max_by(|(_, a), (_, b)| (&a.0, a.1).cmp(&(&b.0, b.1)))
+            .max_by(|(_, a), (_, b)| sort_key(a).cmp(&sort_key(b)))
             .map(|(i, _)| i);
         if best.is_none() && self.lanes.len() < MAX_LANES {
             self.lanes.push(Chunked::default());
@@ -107,7 +111,7 @@ impl<K: Ord, V> Batch<K, V> {
     fn into_sorted(self) -> impl Iterator<Item = Keyed<K, V>> {
         // Each overflow chunk, once sorted, is one more lane.
         let overflow = self.overflow.chunks.into_iter().map(|mut chunk| {
-            chunk.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+            chunk.sort_unstable_by(|a, b| sort_key(a).cmp(&sort_key(b)));
             vec![chunk]
         });
         let lanes = self

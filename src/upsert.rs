@@ -31,9 +31,9 @@ use crate::dataflow::Sums;
 use crate::keyed_table::{Batch, KeyedTable};
 use crate::model::{Code, Epoch, OrderAmounts, OrderId};
 
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-
 pub use crate::keyed_table::Keyed;
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// How many changes an upsert table applied, counted by the worker that owns the keys.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -296,10 +296,11 @@ impl UpsertLogic<OrderId, OrderAmounts> for OrderSums {
 mod tests {
     use super::*;
 
-    /// What a snapshot costs in memory per order: its change while it waits for the
-    /// epoch, and its row once applied.
+    /// What a snapshot costs per order: its change as it crosses between workers, while
+    /// it waits for the epoch, and its row once applied.
     #[test]
-    fn an_order_waits_in_40_bytes_and_is_held_in_32() {
+    fn an_order_travels_in_56_bytes_waits_in_40_and_is_held_in_32() {
+        assert_eq!(std::mem::size_of::<Keyed<OrderId, OrderAmounts>>(), 56);
         assert_eq!(std::mem::size_of::<Keyed<OrderId, OrderFacts>>(), 40);
         assert_eq!(std::mem::size_of::<(OrderId, OrderFacts)>(), 32);
     }
