@@ -10,6 +10,7 @@ use std::io::{BufReader, Read, Seek, SeekFrom};
 use csv::{ByteRecord, ReaderBuilder};
 
 use super::layout;
+use super::plain_csv::{PlainRecord, PlainRecords};
 use super::row::{self, CellError, Cells, Column, COLUMN_COUNT};
 use super::{parse_row, InputError, Role, Share, ShareReader};
 use crate::model::Table;
@@ -55,29 +56,64 @@ pub(super) fn read(
         _ => (chunk.start, chunk.first_line),
     };
     file.seek(SeekFrom::Start(start)).map_err(io_error)?;
-    let range = BufReader::with_capacity(1 << 16, (&*file).take(chunk.end - start));
-    let mut csv = ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(range);
-    let mut record = ByteRecord::new();
-    loop {
-        match csv.read_byte_record(&mut record) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => return Err(InputError::file(name, format!("cannot read: {e}"))),
+    let input = BufReader::with_capacity(1 << 16, (&*file).take(chunk.end - start));
+    let range = Range {
+        header: &header,
+        table,
+        start,
+        first_line,
+    };
+    if chunk.has_quotes {
+        let mut csv = ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(input);
+        let mut record = ByteRecord::new();
+        let cannot_read = |e: csv::Error| InputError::file(name, format!("cannot read: {e}"));
+        while csv.read_byte_record(&mut record).map_err(cannot_read)? {
+            let (byte, line) = record.position().map_or((0, 1), |p| (p.byte(), p.line()));
+            range.accept(reader, &record, byte, line, || record_text(&record))?;
         }
-        let (byte, line) = record.position().map_or((0, 1), |p| (p.byte(), p.line()));
+    } else {
+        let mut plain = PlainRecords::new(input);
+        while let Some(record) = plain.next_record().map_err(io_error)? {
+            let text = || record_text(&record.to_byte_record());
+            range.accept(reader, record, record.byte(), record.line(), text)?;
+        }
+    }
+    Ok(())
+}
+
+/// What every record of a worker's range is read with.
+struct Range<'a> {
+    header: &'a Header,
+    table: Table,
+    /// Where the range starts in the file, and the line it starts on.
+    start: u64,
+    first_line: u64,
+}
+
+impl Range<'_> {
+    /// Parses one record (at `byte` and `line` from the start of the range) and hands
+    /// its change, or its error, to `reader`.
+    fn accept(
+        &self,
+        reader: &mut ShareReader<'_>,
+        record: &impl Fields,
+        byte: u64,
+        line: u64,
+        row_text: impl FnOnce() -> String,
+    ) -> Result<(), InputError> {
         // A short row leaves its last cells empty (a delete needs only its key); a long
         // row has cells no column names, which is an error.
-        let parsed = if record.len() <= header.fields {
+        let parsed = if record.len() <= self.header.fields {
             parse_row(
                 reader.role,
-                table,
+                self.table,
                 &CsvCells {
-                    record: &record,
+                    record,
                     text: std::str::from_utf8(record.as_slice()).ok(),
-                    columns: &header.columns,
+                    columns: &self.header.columns,
                 },
             )
         } else {
@@ -86,15 +122,47 @@ pub(super) fn read(
                 reason: format!(
                     "{} fields, but the header names only {}",
                     record.len(),
-                    header.fields
+                    self.header.fields
                 ),
             })
         };
-        let position = start + byte;
-        let line = || layout::record_line(reader.path, position, first_line + line - 1);
-        reader.accept(line, position, parsed, || record_text(&record))?;
+        let position = self.start + byte;
+        let path = reader.path;
+        let line = || layout::record_line(path, position, self.first_line + line - 1);
+        reader.accept(line, position, parsed, row_text)
     }
-    Ok(())
+}
+
+/// A record's fields, as csv-core or `plain_csv` read them: all their bytes, and where
+/// each field is in them.
+trait Fields {
+    fn len(&self) -> usize;
+    fn as_slice(&self) -> &[u8];
+    fn range(&self, index: usize) -> Option<std::ops::Range<usize>>;
+}
+
+impl Fields for ByteRecord {
+    fn len(&self) -> usize {
+        ByteRecord::len(self)
+    }
+    fn as_slice(&self) -> &[u8] {
+        ByteRecord::as_slice(self)
+    }
+    fn range(&self, index: usize) -> Option<std::ops::Range<usize>> {
+        ByteRecord::range(self, index)
+    }
+}
+
+impl Fields for PlainRecord {
+    fn len(&self) -> usize {
+        PlainRecord::len(self)
+    }
+    fn as_slice(&self) -> &[u8] {
+        PlainRecord::as_slice(self)
+    }
+    fn range(&self, index: usize) -> Option<std::ops::Range<usize>> {
+        PlainRecord::range(self, index)
+    }
 }
 
 /// The byte before `offset`, if there is one.
@@ -184,15 +252,15 @@ fn table_of(header: &Header, role: Role, name: &str) -> Result<Table, InputError
 }
 
 /// The cells of one CSV record.
-struct CsvCells<'a> {
-    record: &'a ByteRecord,
+struct CsvCells<'a, F> {
+    record: &'a F,
     /// All the record's cells as text, when they are valid UTF-8 together (checked once
     /// per record rather than once per cell).
     text: Option<&'a str>,
     columns: &'a [Option<usize>; COLUMN_COUNT],
 }
 
-impl Cells for CsvCells<'_> {
+impl<F: Fields> Cells for CsvCells<'_, F> {
     fn cell(&self, column: Column) -> Result<Option<std::borrow::Cow<'_, str>>, CellError> {
         let Some(index) = self.columns[column as usize] else {
             return Ok(None);

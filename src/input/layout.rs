@@ -15,6 +15,8 @@ pub struct Chunk {
     pub start: u64,
     pub end: u64,
     pub first_line: u64,
+    /// Whether a CSV quote is in the range: without one, a record is its line's fields.
+    pub has_quotes: bool,
 }
 
 /// The cuts of a file, and whether a CSV quote is still open at its end.
@@ -34,6 +36,7 @@ pub fn scan(file: &mut File, data_start: u64, peers: usize, csv: bool) -> io::Re
         .collect();
 
     let mut cuts: Vec<(u64, u64)> = Vec::with_capacity(peers + 1);
+    let mut quoted = vec![false; peers.max(1)];
     let mut data_line = None;
     let mut newlines: u64 = 0;
     let mut in_quotes = false;
@@ -90,6 +93,11 @@ pub fn scan(file: &mut File, data_start: u64, peers: usize, csv: bool) -> io::Re
                 break;
             }
             let at = offset + quote as u64;
+            // Every cut before the quote is known by now, so it is in chunk `cuts.len()`.
+            if at >= data_start {
+                let chunk = cuts.len().min(quoted.len() - 1);
+                quoted[chunk] = true;
+            }
             if in_quotes {
                 in_quotes = false;
                 last_close = Some(at);
@@ -122,10 +130,12 @@ pub fn scan(file: &mut File, data_start: u64, peers: usize, csv: bool) -> io::Re
     bounds.push((len, 1 + newlines));
     let chunks = bounds
         .windows(2)
-        .map(|w| Chunk {
+        .zip(quoted)
+        .map(|(w, has_quotes)| Chunk {
             start: w[0].0,
             end: w[1].0,
             first_line: w[0].1,
+            has_quotes,
         })
         .collect();
     Ok(Layout {
@@ -206,7 +216,8 @@ mod tests {
             Chunk {
                 start: 2,
                 end: 10,
-                first_line: 2
+                first_line: 2,
+                has_quotes: false,
             }
         );
         assert_eq!(
@@ -214,7 +225,8 @@ mod tests {
             Chunk {
                 start: 10,
                 end: 18,
-                first_line: 4
+                first_line: 4,
+                has_quotes: false,
             }
         );
         assert_eq!(layout.unclosed_quote_line, None);
@@ -227,6 +239,8 @@ mod tests {
         let starts: Vec<u64> = layout.chunks.iter().map(|c| c.start).collect();
         assert_eq!(starts, vec![2, 14, 14]);
         assert_eq!(layout.chunks[1].first_line, 6);
+        let quoted: Vec<bool> = layout.chunks.iter().map(|c| c.has_quotes).collect();
+        assert_eq!(quoted, vec![true, false, false]);
     }
 
     #[test]

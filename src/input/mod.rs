@@ -10,6 +10,7 @@ mod csv_file;
 mod error;
 mod jsonl;
 mod layout;
+mod plain_csv;
 mod row;
 
 use std::fs::File;
