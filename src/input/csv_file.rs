@@ -1,7 +1,9 @@
 //! CSV files: the header read once, then this worker's byte range record by record.
 //!
-//! Records are read into one reused `ByteRecord` (as xsv does) and cells are parsed
-//! straight from its bytes; only a rejected row is ever turned back into text.
+//! A range with a quote in it is read by csv-core into one reused `ByteRecord` (as xsv
+//! does); a range without one, the common case, as lines and commas (`plain_csv`). Cells
+//! are parsed straight from the record's bytes; only a rejected row is ever turned back
+//! into text.
 
 use std::collections::HashSet;
 use std::fs::File;
