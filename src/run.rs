@@ -21,7 +21,10 @@ use timely::worker::Worker;
 use crate::cluster;
 use crate::control::{AllGather, PeerLost};
 use crate::dataflow::{self, Inputs, Outputs};
-use crate::input::{read_share, BadRows, InputError, Reject, Role, Share, ShareReport, Source};
+use crate::input::{
+    read_share_with, summarize_share, BadRows, InputError, Part, Reject, Role, Share, ShareReport,
+    Source,
+};
 use crate::memory;
 use crate::model::{Change, Epoch, Order, OrderId, Position, Table};
 use crate::result::{ChangeRow, ResultRow, ResultTable};
@@ -320,6 +323,7 @@ fn run_worker(
         inputs,
         outputs,
         agree: AllGather::new(worker),
+        parts: AllGather::new(worker),
         collector: (share.index == 0).then(Collector::default),
     };
     let mut next_file = AllGather::<Option<PathBuf>>::new(worker);
@@ -363,6 +367,8 @@ struct WorkerState {
     inputs: Inputs,
     outputs: Outputs,
     agree: AllGather<WorkerReport>,
+    /// Each worker's summary of its part of each file of an epoch.
+    parts: AllGather<Vec<Option<Part>>>,
     collector: Option<Collector>,
 }
 
@@ -383,23 +389,31 @@ impl WorkerState {
         let mut held: Vec<(Position, Change)> = Vec::new();
         let mut report = WorkerReport::default();
         let mut progress = Progress::new(self.share.index == 0 && job.progress);
+        let parts = self.share_parts(worker, sources)?;
         let inputs = &mut self.inputs;
         for (index, source) in sources.iter().enumerate() {
             let mut sent = 0u64;
-            let read = read_share(source, self.share, job.bad_rows, &mut |position, change| {
-                if send_while_reading {
-                    inputs.send(position, change);
-                    // Let the dataflow take what was sent, so that it does not pile up
-                    // in channels as well as in the operators.
-                    sent += 1;
-                    if sent % STEP_EVERY == 0 {
-                        worker.step();
-                        progress.show(source, sent);
+            let parts = parts[index].as_deref();
+            let read = read_share_with(
+                source,
+                self.share,
+                job.bad_rows,
+                parts,
+                &mut |position, change| {
+                    if send_while_reading {
+                        inputs.send(position, change);
+                        // Let the dataflow take what was sent, so that it does not pile up
+                        // in channels as well as in the operators.
+                        sent += 1;
+                        if sent % STEP_EVERY == 0 {
+                            worker.step();
+                            progress.show(source, sent);
+                        }
+                    } else {
+                        held.push((position, change));
                     }
-                } else {
-                    held.push((position, change));
-                }
-            });
+                },
+            );
             match read {
                 Ok(share_report) => report.shares.push(share_report),
                 Err(error) => {
@@ -432,6 +446,33 @@ impl WorkerState {
             })?;
         }
         Ok(())
+    }
+}
+
+impl WorkerState {
+    /// Every worker's part of each file, in worker order, so that no worker scans a whole
+    /// file to find its share: each summarizes its own part, and one round tells all.
+    /// A file some worker could not summarize (it will fail to read it too) is scanned.
+    fn share_parts(
+        &mut self,
+        worker: &mut Worker,
+        sources: &[Source],
+    ) -> Result<Vec<Option<Vec<Part>>>, RunError> {
+        if self.share.peers == 1 {
+            return Ok(vec![None; sources.len()]);
+        }
+        let mine = sources
+            .iter()
+            .map(|source| summarize_share(source, self.share).ok())
+            .collect();
+        let all = self.parts.round(worker, mine).map_err(peer_lost)?;
+        Ok((0..sources.len())
+            .map(|file| {
+                all.iter()
+                    .map(|of_worker| of_worker.get(file).cloned().flatten())
+                    .collect()
+            })
+            .collect())
     }
 }
 

@@ -11,7 +11,7 @@ use std::io::{BufReader, Read, Seek, SeekFrom};
 
 use csv::{ByteRecord, ReaderBuilder};
 
-use super::layout;
+use super::layout::{self, Part};
 use super::plain_csv::{PlainRecord, PlainRecords};
 use super::row::{self, CellError, Cells, Column, COLUMN_COUNT};
 use super::{parse_row, InputError, Role, Share, ShareReader};
@@ -25,9 +25,17 @@ struct Header {
     data_start: u64,
 }
 
+/// Where the records of a CSV file start (just after its header).
+pub(super) fn data_start(file: &mut File, name: &str) -> Result<u64, InputError> {
+    Ok(read_header(file, name)?.data_start)
+}
+
+/// Reads this worker's share; its cuts come from every worker's part (`parts`) or, without
+/// them, from scanning the whole file.
 pub(super) fn read(
     file: &mut File,
     share: Share,
+    parts: Option<&[Part]>,
     reader: &mut ShareReader<'_>,
 ) -> Result<(), InputError> {
     let name = reader.name;
@@ -35,9 +43,16 @@ pub(super) fn read(
     let header = read_header(file, name)?;
     let table = table_of(&header, reader.role, name)?;
 
-    file.seek(SeekFrom::Start(0)).map_err(io_error)?;
-    let layout = layout::scan(file, header.data_start, share.peers, true).map_err(io_error)?;
-    if let Some(line) = layout.unclosed_quote_line {
+    let layout = match parts {
+        Some(parts) => {
+            let data_line =
+                1 + layout::newlines_before(file, header.data_start).map_err(io_error)?;
+            layout::layout(parts, data_line).ok_or_else(|| changed(name))?
+        }
+        None => layout::scan(file, header.data_start, share.peers, true).map_err(io_error)?,
+    };
+    if let Some(offset) = layout.unclosed_quote {
+        let line = 1 + layout::newlines_before(file, offset).map_err(io_error)?;
         return Err(InputError::at(
             name,
             line,
@@ -45,7 +60,10 @@ pub(super) fn read(
             "a quoted field is never closed",
         ));
     }
-    let chunk = layout.chunks[share.index];
+    let chunk = *layout
+        .chunks
+        .get(share.index)
+        .ok_or_else(|| changed(name))?;
     if chunk.start >= chunk.end {
         return Ok(());
     }
@@ -165,6 +183,14 @@ impl Fields for PlainRecord {
     fn range(&self, index: usize) -> Option<std::ops::Range<usize>> {
         PlainRecord::range(self, index)
     }
+}
+
+/// The error for parts that do not fit together: the workers saw different files.
+pub(super) fn changed(name: &str) -> InputError {
+    InputError::file(
+        name,
+        "changed while it was being read (the workers saw different versions)",
+    )
 }
 
 /// The byte before `offset`, if there is one.

@@ -11,20 +11,30 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 
-use super::layout;
+use super::csv_file::changed;
+use super::layout::{self, Part};
 use super::row::{self, CellError, Cells, Column, COLUMN_COUNT};
 use super::{parse_row, InputError, Role, Share, ShareReader};
 use crate::model::Change;
 
+/// Reads this worker's share; its cuts come from every worker's part (`parts`) or, without
+/// them, from scanning the whole file.
 pub(super) fn read(
     file: &mut File,
     share: Share,
+    parts: Option<&[Part]>,
     reader: &mut ShareReader<'_>,
 ) -> Result<(), InputError> {
     let name = reader.name;
     let io_error = |e: std::io::Error| InputError::file(name, format!("cannot read: {e}"));
-    let layout = layout::scan(file, 0, share.peers, false).map_err(io_error)?;
-    let chunk = layout.chunks[share.index];
+    let layout = match parts {
+        Some(parts) => layout::layout(parts, 1).ok_or_else(|| changed(name))?,
+        None => layout::scan(file, 0, share.peers, false).map_err(io_error)?,
+    };
+    let chunk = *layout
+        .chunks
+        .get(share.index)
+        .ok_or_else(|| changed(name))?;
     file.seek(SeekFrom::Start(chunk.start)).map_err(io_error)?;
     let mut lines = BufReader::with_capacity(1 << 16, (&*file).take(chunk.end - chunk.start));
     let mut buffer = Vec::new();

@@ -1,13 +1,20 @@
 //! Cutting a file into one byte range per worker, on record boundaries.
 //!
-//! Every worker scans the whole file for quotes (`memchr`) and counts the newlines
-//! between them (`bytecount`, SIMD), which costs a small fraction of parsing, and so
-//! every worker computes the same cuts without talking to the others. A CSV newline ends a record only outside quotes; the
-//! quote rules are csv-core's: a quote opens a quoted field only at the start of a field
-//! (or right after the closing quote of an escaped `""`), anywhere else it is a literal.
+//! A CSV newline ends a record only outside quotes, and the quote rules are csv-core's: a
+//! quote opens a quoted field only at the start of a field (or right after the closing
+//! quote of an escaped `""`), anywhere else it is a literal. Whether a newline is inside
+//! quotes depends on everything before it, so the file is first cut into equal *parts*,
+//! one per worker, and each part is summarized (`Part`) for every state it may be entered
+//! in: outside quotes, just after a closing quote, or inside quotes. The summaries, put
+//! together in file order, give the true state at every part, hence every cut and the
+//! line it is on (`layout`). Each worker can summarize only its own part and exchange
+//! summaries with the others (what a run does), or summarize every part itself (`scan`).
+//! Quotes are found with `memchr` and newlines counted with `bytecount` (SIMD).
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
+
+use serde::{Deserialize, Serialize};
 
 /// One worker's byte range `[start, end)` and the line number its first record is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,133 +22,270 @@ pub struct Chunk {
     pub start: u64,
     pub end: u64,
     pub first_line: u64,
-    /// Whether a CSV quote is in the range: without one, a record is its line's fields.
+    /// Whether a CSV quote may be in the range: without one, a record is its line's
+    /// fields. (It errs on the side of a quote.)
     pub has_quotes: bool,
 }
 
-/// The cuts of a file, and whether a CSV quote is still open at its end.
+/// The cuts of a file, and where a CSV quote opened that the file never closes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
     pub chunks: Vec<Chunk>,
-    /// The line on which a quoted field opened that the file never closes.
-    pub unclosed_quote_line: Option<u64>,
+    pub unclosed_quote: Option<u64>,
 }
 
-/// Scans `file` (whose records start at `data_start`) and cuts it into `peers` chunks.
-pub fn scan(file: &mut File, data_start: u64, peers: usize, csv: bool) -> io::Result<Layout> {
-    let len = file.metadata()?.len();
+/// Where a position stands with respect to CSV quotes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+enum QuoteState {
+    Outside,
+    /// Outside, and the byte before was a closing quote: a quote here opens again (`""`).
+    JustClosed,
+    Inside,
+}
+
+const ENTRY_STATES: [QuoteState; 3] = [
+    QuoteState::Outside,
+    QuoteState::JustClosed,
+    QuoteState::Inside,
+];
+
+/// What a part does when entered in one state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Passage {
+    exit: QuoteState,
+    /// The first newline outside quotes: its offset, and the newlines of the part up to
+    /// and including it.
+    first_cut: Option<(u64, u64)>,
+    /// Where the quoted field still open at the part's end opened, if inside the part.
+    open_quote: Option<u64>,
+}
+
+impl Passage {
+    fn new(entry: QuoteState) -> Passage {
+        Passage {
+            exit: entry,
+            first_cut: None,
+            open_quote: None,
+        }
+    }
+
+    /// Bytes without a quote, at `offset`, after `newlines` newlines of the part.
+    fn span(&mut self, bytes: &[u8], offset: u64, newlines: u64) {
+        if bytes.is_empty() || self.exit == QuoteState::Inside {
+            return;
+        }
+        self.exit = QuoteState::Outside;
+        if self.first_cut.is_none() {
+            if let Some(i) = memchr::memchr(b'\n', bytes) {
+                let counted = bytecount::count(&bytes[..=i], b'\n') as u64;
+                self.first_cut = Some((offset + i as u64, newlines + counted));
+            }
+        }
+    }
+
+    /// A quote at `offset`, after the byte `before`.
+    fn quote(&mut self, offset: u64, before: Option<u8>) {
+        let opens = match self.exit {
+            QuoteState::Inside => {
+                self.exit = QuoteState::JustClosed;
+                return;
+            }
+            QuoteState::JustClosed => true,
+            QuoteState::Outside => matches!(before, Some(b',' | b'\n' | b'\r')),
+        };
+        if opens {
+            self.exit = QuoteState::Inside;
+            self.open_quote = Some(offset);
+        }
+    }
+}
+
+/// A summary of one part of a file, for every state it may be entered in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Part {
+    start: u64,
+    end: u64,
+    /// The size of the whole file, so that parts of different versions are not mixed.
+    file_len: u64,
+    newlines: u64,
+    /// The first and the last quote of the part.
+    quotes: Option<(u64, u64)>,
+    passages: [Passage; 3],
+}
+
+/// Where the parts of a file of `len` bytes whose records start at `data_start` begin,
+/// and the last one ends: part `k > 0` begins just before the `k`-th of `peers` equal
+/// shares, so that a newline that ends the byte before a share counts as its cut.
+fn part_bounds(data_start: u64, len: u64, peers: usize) -> Vec<u64> {
     let span = len.saturating_sub(data_start);
-    let targets: Vec<u64> = (1..peers as u64)
-        .map(|k| data_start + (u128::from(span) * u128::from(k) / peers as u128) as u64)
-        .collect();
+    let mut bounds = vec![data_start.min(len)];
+    for k in 1..peers as u64 {
+        let target = data_start + (u128::from(span) * u128::from(k) / peers as u128) as u64;
+        bounds.push(target.saturating_sub(1).max(data_start).min(len));
+    }
+    bounds.push(len);
+    bounds
+}
 
-    let mut cuts: Vec<(u64, u64)> = Vec::with_capacity(peers + 1);
-    let mut quoted = vec![false; peers.max(1)];
-    let mut data_line = None;
-    let mut newlines: u64 = 0;
-    let mut in_quotes = false;
-    let mut last_close: Option<u64> = None;
-    let mut quote_line = 0;
-    let mut prev_byte: Option<u8> = None;
+/// Summarizes part `index` of `peers` of `file`, whose records start at `data_start`.
+/// Quotes count only in CSV.
+pub fn summarize(
+    file: &mut File,
+    data_start: u64,
+    peers: usize,
+    index: usize,
+    csv: bool,
+) -> io::Result<Part> {
+    let file_len = file.metadata()?.len();
+    let bounds = part_bounds(data_start, file_len, peers.max(1));
+    let (start, end) = (bounds[index], bounds[index + 1]);
+    let mut before = match start {
+        0 => None,
+        _ => {
+            file.seek(SeekFrom::Start(start - 1))?;
+            let mut byte = [0u8];
+            file.read_exact(&mut byte)?;
+            Some(byte[0])
+        }
+    };
+    file.seek(SeekFrom::Start(start))?;
+    let mut passages = ENTRY_STATES.map(Passage::new);
+    let mut newlines = 0;
+    let mut quotes: Option<(u64, u64)> = None;
     let mut block = vec![0u8; 1 << 18];
-    let mut offset: u64 = 0;
-    // A UTF-8 byte order mark is not part of the first field.
-    let mut field_start_at: u64 = 0;
-
+    let mut offset = start;
+    let mut part = (&*file).take(end - start);
     loop {
-        let read = read_full(file, &mut block)?;
+        let read = read_full(&mut part, &mut block)?;
         if read == 0 {
             break;
         }
         let bytes = &block[..read];
-        if offset == 0 && bytes.starts_with(b"\xEF\xBB\xBF") {
-            field_start_at = 3;
-        }
-        if data_line.is_none() && data_start < offset + read as u64 {
-            let header = &bytes[..(data_start - offset) as usize];
-            data_line = Some(1 + newlines + bytecount::count(header, b'\n') as u64);
-        }
-        // Quotes are rare: find each, and between two count newlines (SIMD) and look for
-        // cuts, which a newline makes only outside quotes.
-        let quotes = csv
-            .then(|| memchr::memchr_iter(b'"', bytes))
-            .into_iter()
-            .flatten();
+        let found = csv.then(|| memchr::memchr_iter(b'"', bytes));
         let mut from = 0;
-        for quote in quotes.chain(std::iter::once(read)) {
+        for quote in found.into_iter().flatten().chain(std::iter::once(read)) {
             let between = &bytes[from..quote];
-            if !in_quotes {
-                let mut search = from;
-                while let Some(&target) = targets.get(cuts.len()) {
-                    // A cut is just after the first newline at or after `target - 1`.
-                    let begin = (target.saturating_sub(1).saturating_sub(offset) as usize)
-                        .clamp(search, quote);
-                    let Some(found) = memchr::memchr(b'\n', &bytes[begin..quote]) else {
-                        break;
-                    };
-                    let at = begin + found;
-                    let line = 1 + newlines + bytecount::count(&bytes[from..=at], b'\n') as u64;
-                    let next = offset + at as u64 + 1;
-                    while targets.get(cuts.len()).is_some_and(|&t| t <= next) {
-                        cuts.push((next, line));
-                    }
-                    search = at + 1;
-                }
+            for passage in &mut passages {
+                passage.span(between, offset + from as u64, newlines);
             }
             newlines += bytecount::count(between, b'\n') as u64;
             if quote == read {
                 break;
             }
             let at = offset + quote as u64;
-            // Every cut before the quote is known by now, so it is in chunk `cuts.len()`.
-            if at >= data_start {
-                let chunk = cuts.len().min(quoted.len() - 1);
-                quoted[chunk] = true;
-            }
-            if in_quotes {
-                in_quotes = false;
-                last_close = Some(at);
+            let previous = if quote > 0 {
+                Some(bytes[quote - 1])
             } else {
-                let before = if quote > 0 {
-                    Some(bytes[quote - 1])
-                } else {
-                    prev_byte
-                };
-                let opens = at == field_start_at
-                    || matches!(before, Some(b',') | Some(b'\n') | Some(b'\r'))
-                    || last_close.is_some_and(|c| c + 1 == at);
-                if opens {
-                    in_quotes = true;
-                    quote_line = 1 + newlines;
-                }
+                before
+            };
+            for passage in &mut passages {
+                passage.quote(at, previous);
             }
+            quotes = Some((quotes.map_or(at, |(first, _)| first), at));
             from = quote + 1;
         }
-        prev_byte = bytes.last().copied();
+        before = bytes.last().copied();
         offset += read as u64;
     }
+    Ok(Part {
+        start,
+        end,
+        file_len,
+        newlines,
+        quotes,
+        passages,
+    })
+}
 
-    let data_line = data_line.unwrap_or(1 + newlines);
-    while cuts.len() < targets.len() {
-        cuts.push((len, 1 + newlines));
+/// The cuts of a file from the summaries of all its parts, in order; `data_line` is the
+/// line its records start on. `None` if the parts are not of one version of one file.
+pub fn layout(parts: &[Part], data_line: u64) -> Option<Layout> {
+    let first = parts.first()?;
+    let len = first.file_len;
+    let bounds = part_bounds(first.start, len, parts.len());
+    let fits = parts
+        .iter()
+        .enumerate()
+        .all(|(k, part)| (part.start, part.end, part.file_len) == (bounds[k], bounds[k + 1], len));
+    if !fits {
+        return None;
     }
-    let mut bounds = vec![(data_start.min(len), data_line)];
-    bounds.extend(cuts);
-    bounds.push((len, 1 + newlines));
-    let chunks = bounds
+    // Each part entered in its true state, with the newlines before it.
+    let mut state = QuoteState::Outside;
+    let mut before = data_line - 1;
+    let mut open_quote = None;
+    let mut taken = Vec::with_capacity(parts.len());
+    for part in parts {
+        let passage = part.passages[state as usize];
+        taken.push((passage, before));
+        open_quote = match passage.exit {
+            QuoteState::Inside => passage.open_quote.or(open_quote),
+            _ => None,
+        };
+        state = passage.exit;
+        before += part.newlines;
+    }
+    let end = (len, 1 + before);
+    // The cut of share `k` is just after the first newline outside quotes from part `k`.
+    let cut = |k: usize| {
+        taken[k..]
+            .iter()
+            .find_map(|(passage, before)| {
+                passage
+                    .first_cut
+                    .map(|(at, newlines)| (at + 1, 1 + before + newlines))
+            })
+            .unwrap_or(end)
+    };
+    let mut cuts = vec![(first.start, data_line)];
+    cuts.extend((1..parts.len()).map(cut));
+    cuts.push(end);
+    let quoted = |start: u64, end: u64| {
+        parts
+            .iter()
+            .filter_map(|part| part.quotes)
+            .any(|(first, last)| first < end && last >= start)
+    };
+    let chunks = cuts
         .windows(2)
-        .zip(quoted)
-        .map(|(w, has_quotes)| Chunk {
+        .map(|w| Chunk {
             start: w[0].0,
             end: w[1].0,
             first_line: w[0].1,
-            has_quotes,
+            has_quotes: quoted(w[0].0, w[1].0),
         })
         .collect();
-    Ok(Layout {
+    Some(Layout {
         chunks,
-        unclosed_quote_line: in_quotes.then_some(quote_line),
+        unclosed_quote: (state == QuoteState::Inside)
+            .then_some(open_quote)
+            .flatten(),
     })
+}
+
+/// Cuts `file` (whose records start at `data_start`) into `peers` chunks, summarizing
+/// every part here.
+pub fn scan(file: &mut File, data_start: u64, peers: usize, csv: bool) -> io::Result<Layout> {
+    let parts = (0..peers.max(1))
+        .map(|index| summarize(file, data_start, peers, index, csv))
+        .collect::<io::Result<Vec<Part>>>()?;
+    let data_line = 1 + newlines_before(file, data_start)?;
+    layout(&parts, data_line).ok_or_else(|| io::Error::other("the file changed while it was read"))
+}
+
+/// The newlines in the first `offset` bytes of `file`.
+pub fn newlines_before(file: &mut File, offset: u64) -> io::Result<u64> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut head = (&*file).take(offset);
+    let mut block = vec![0u8; 1 << 16];
+    let mut newlines = 0;
+    loop {
+        let read = read_full(&mut head, &mut block)?;
+        if read == 0 {
+            return Ok(newlines);
+        }
+        newlines += bytecount::count(&block[..read], b'\n') as u64;
+    }
 }
 
 /// The line a CSV record is really on. The csv reader places a record that follows
@@ -172,7 +316,7 @@ pub fn record_line(path: &std::path::Path, byte: u64, line: u64) -> u64 {
     count().unwrap_or(line)
 }
 
-fn read_full(file: &mut File, buffer: &mut [u8]) -> io::Result<usize> {
+fn read_full(file: &mut impl Read, buffer: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buffer.len() {
         match file.read(&mut buffer[filled..]) {
@@ -229,7 +373,7 @@ mod tests {
                 has_quotes: false,
             }
         );
-        assert_eq!(layout.unclosed_quote_line, None);
+        assert_eq!(layout.unclosed_quote, None);
     }
 
     #[test]
@@ -244,12 +388,29 @@ mod tests {
     }
 
     #[test]
+    fn an_escaped_quote_split_between_two_parts_keeps_the_field_open() {
+        // Part 0 is `"xx"` and ends on what may be a closing quote; part 1 starts with the
+        // quote that makes it `""`, so the newline after it is inside the field.
+        let text = "h\n\"xx\"\"\ny\",1\n";
+        let layout = layout_of(text, 2, 2, true);
+        let chunks: Vec<(u64, u64, u64)> = layout
+            .chunks
+            .iter()
+            .map(|c| (c.start, c.end, c.first_line))
+            .collect();
+        assert_eq!(chunks, vec![(2, 13, 2), (13, 13, 4)]);
+        assert_eq!(layout.unclosed_quote, None);
+    }
+
+    #[test]
     fn escaped_and_literal_quotes_keep_the_state_right() {
         // "x""y" is one quoted field; a"b is a literal quote inside an unquoted field.
         let text = "h\n\"x\"\"y\",a\"b\nq,2\n";
-        assert_eq!(layout_of(text, 2, 1, true).unclosed_quote_line, None);
+        assert_eq!(layout_of(text, 2, 1, true).unclosed_quote, None);
         let open = "h\nok,1\n\"never closed,2\nz,3\n";
-        assert_eq!(layout_of(open, 2, 1, true).unclosed_quote_line, Some(3));
+        // The quote that opens "never closed is the file's eighth byte.
+        assert_eq!(layout_of(open, 2, 1, true).unclosed_quote, Some(7));
+        assert_eq!(layout_of(open, 2, 3, true).unclosed_quote, Some(7));
     }
 
     #[test]

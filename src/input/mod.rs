@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use error::{InputError, Reject};
+pub use layout::Part;
 pub use row::parse_timestamp;
 
 use crate::model::{Change, Position, Table};
@@ -107,10 +108,38 @@ pub struct ShareReport {
 ///
 /// Under `BadRows::Fail` the first bad row ends the read with its error; under `Skip` it
 /// becomes a reject. A bad file (unreadable, empty, a wrong header) is always an error.
+/// The worker finds where its share starts and ends by scanning the whole file; workers
+/// that can talk share that work instead (`summarize_share`, `read_share_with`).
 pub fn read_share(
     source: &Source,
     share: Share,
     bad_rows: BadRows,
+    sink: &mut dyn FnMut(Position, Change),
+) -> Result<ShareReport, InputError> {
+    read_share_with(source, share, bad_rows, None, sink)
+}
+
+/// This worker's part of `source`, summarized (a scan of one share of the file): with
+/// every worker's part, in worker order, each can place its cuts (`read_share_with`).
+pub fn summarize_share(source: &Source, share: Share) -> Result<Part, InputError> {
+    let name = source.name();
+    let mut file = File::open(&source.path)
+        .map_err(|e| InputError::file(&name, format!("cannot open: {e}")))?;
+    let io_error = |e: std::io::Error| InputError::file(&name, format!("cannot read: {e}"));
+    let (data_start, csv) = match source.format()? {
+        Format::Csv => (csv_file::data_start(&mut file, &name)?, true),
+        Format::JsonLines => (0, false),
+    };
+    layout::summarize(&mut file, data_start, share.peers, share.index, csv).map_err(io_error)
+}
+
+/// Reads this worker's share as `read_share` does, its cuts placed from every worker's
+/// part (`summarize_share`, in worker order) when `parts` are given.
+pub fn read_share_with(
+    source: &Source,
+    share: Share,
+    bad_rows: BadRows,
+    parts: Option<&[Part]>,
     sink: &mut dyn FnMut(Position, Change),
 ) -> Result<ShareReport, InputError> {
     let name = source.name();
@@ -125,8 +154,8 @@ pub fn read_share(
         sink,
     };
     match source.format()? {
-        Format::Csv => csv_file::read(&mut file, share, &mut reader)?,
-        Format::JsonLines => jsonl::read(&mut file, share, &mut reader)?,
+        Format::Csv => csv_file::read(&mut file, share, parts, &mut reader)?,
+        Format::JsonLines => jsonl::read(&mut file, share, parts, &mut reader)?,
     }
     Ok(reader.report)
 }
