@@ -389,7 +389,7 @@ impl WorkerState {
         let mut held: Vec<(Position, Change)> = Vec::new();
         let mut report = WorkerReport::default();
         let mut progress = Progress::new(self.share.index == 0 && job.progress);
-        let parts = self.share_parts(worker, sources)?;
+        let parts = self.share_parts(worker, epoch, sources)?;
         let inputs = &mut self.inputs;
         for (index, source) in sources.iter().enumerate() {
             let mut sent = 0u64;
@@ -450,15 +450,18 @@ impl WorkerState {
 }
 
 impl WorkerState {
-    /// Every worker's part of each file, in worker order, so that no worker scans a whole
-    /// file to find its share: each summarizes its own part, and one round tells all.
-    /// A file some worker could not summarize (it will fail to read it too) is scanned.
+    /// Every worker's part of each base snapshot, in worker order, so that no worker scans
+    /// a whole snapshot to find its share: each summarizes its own part, and one round
+    /// tells all. Update files, mostly small, are scanned by every worker instead, which
+    /// spares each epoch that round. A file some worker could not summarize (it will fail
+    /// to read it too) is scanned.
     fn share_parts(
         &mut self,
         worker: &mut Worker,
+        epoch: Epoch,
         sources: &[Source],
     ) -> Result<Vec<Option<Vec<Part>>>, RunError> {
-        if self.share.peers == 1 {
+        if self.share.peers == 1 || epoch > 0 {
             return Ok(vec![None; sources.len()]);
         }
         let mine = sources
