@@ -334,7 +334,20 @@ mod tests {
     use super::*;
     use std::io::Write;
 
+    /// The summaries of every part of `text`, as each worker makes its own.
+    fn parts_of(text: &str, data_start: u64, peers: usize) -> Vec<Part> {
+        with_file(text, |file| {
+            (0..peers)
+                .map(|index| summarize(file, data_start, peers, index, true).unwrap())
+                .collect()
+        })
+    }
+
     fn layout_of(text: &str, data_start: u64, peers: usize, csv: bool) -> Layout {
+        with_file(text, |file| scan(file, data_start, peers, csv).unwrap())
+    }
+
+    fn with_file<T>(text: &str, read: impl FnOnce(&mut File) -> T) -> T {
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let path =
@@ -343,10 +356,19 @@ mod tests {
             .unwrap()
             .write_all(text.as_bytes())
             .unwrap();
-        let mut file = File::open(&path).unwrap();
-        let layout = scan(&mut file, data_start, peers, csv).unwrap();
+        let result = read(&mut File::open(&path).unwrap());
         std::fs::remove_file(&path).unwrap();
-        layout
+        result
+    }
+
+    #[test]
+    fn parts_of_two_versions_of_a_file_do_not_fit_together() {
+        let before = "h\na,1\nb,2\nc,3\n";
+        let after = "h\na,1\nb,2\nc,3\nd,4\n";
+        let mut parts = parts_of(before, 2, 2);
+        assert!(layout(&parts, 2).is_some());
+        parts[1] = parts_of(after, 2, 2).swap_remove(1);
+        assert_eq!(layout(&parts, 2), None);
     }
 
     #[test]
