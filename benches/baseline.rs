@@ -119,7 +119,9 @@ impl Baseline {
         self.move_code(1, number);
     }
 
-    fn facts(&mut self, change: Change) -> Option<(OrderId, Option<Facts>)> {
+    /// An order change as the id and its facts (`None`: a delete), to apply in its turn; a
+    /// code change is applied at once and gives nothing.
+    fn order_or_apply_code(&mut self, change: Change) -> Option<(OrderId, Option<Facts>)> {
         match change {
             Change::Order { id, row } => {
                 let facts = row.map(|order| Facts {
@@ -207,12 +209,12 @@ impl Baseline {
                 let report = match source.role {
                     Role::Snapshot(Table::DiscountCodes) => {
                         read_share(source, whole, BadRows::Fail, &mut |_, change| {
-                            baseline.facts(change);
+                            baseline.order_or_apply_code(change);
                         })?
                     }
                     Role::Snapshot(Table::Orders) => {
                         read_share(source, whole, BadRows::Fail, &mut |_, change| {
-                            if let Some((id, Some(facts))) = baseline.facts(change) {
+                            if let Some((id, Some(facts))) = baseline.order_or_apply_code(change) {
                                 base.push((id, facts));
                             }
                         })?
@@ -227,7 +229,7 @@ impl Baseline {
                 baseline.load_base(base);
             }
             for change in changes {
-                if let Some((id, facts)) = baseline.facts(change) {
+                if let Some((id, facts)) = baseline.order_or_apply_code(change) {
                     baseline.apply_order(id, facts);
                 }
             }
