@@ -23,11 +23,10 @@ use timely::dataflow::operators::core::probe::Handle as ProbeHandle;
 use timely::dataflow::operators::{Exchange, Inspect, Probe};
 use timely::dataflow::{InputHandleVec, Scope};
 
-use crate::model::{Change, Code, Epoch, Order, OrderAmounts, OrderId, Position};
-use crate::upsert::{upsert, upsert_order_sums, Keyed, UpsertCounters};
-
-/// Per-percentage sums carried as a difference: (orders, Σ item_ct, Σ subtotal micros).
-pub type Sums = (i128, i128, i128);
+use crate::model::{
+    Change, Code, Epoch, Keyed, Order, OrderAmounts, OrderId, Position, Sums, UpsertCounters,
+};
+use crate::upsert::{upsert, upsert_order_sums};
 
 /// An order counted in the result, with the percentage of its code.
 pub type EnrichedOrder = (OrderId, Order, i64);

@@ -13,13 +13,9 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 
-use crate::model::Position;
-use crate::upsert::UpsertCounters;
+use crate::model::{Keyed, Position, UpsertCounters};
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-
-/// A change to one key: its position in its file, and its new value or a delete.
-pub type Keyed<K, V> = (K, Position, Option<V>);
 
 /// One epoch's changes as they arrive, in any order.
 ///

@@ -81,3 +81,37 @@ pub enum Change {
         row: Option<Order>,
     },
 }
+
+/// Per-percentage sums carried as a difference: (orders, Σ item_ct, Σ subtotal micros).
+pub type Sums = (i128, i128, i128);
+
+/// A change to a keyed table: its key, its position (the greatest wins within an epoch),
+/// and the new value, or `None` for a delete.
+pub type Keyed<K, V> = (K, Position, Option<V>);
+
+/// How many changes an upsert table applied, counted by the worker that owns the keys.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpsertCounters {
+    pub upserts: u64,
+    pub deletes: u64,
+    /// Deletes of a key that was not there: they change nothing.
+    pub missing_deletes: u64,
+}
+
+impl UpsertCounters {
+    pub fn add(&mut self, other: &UpsertCounters) {
+        self.upserts += other.upserts;
+        self.deletes += other.deletes;
+        self.missing_deletes += other.missing_deletes;
+    }
+
+    pub(crate) fn count<V>(&mut self, change: &Option<V>, present: bool) {
+        match change {
+            Some(_) => self.upserts += 1,
+            None => {
+                self.deletes += 1;
+                self.missing_deletes += u64::from(!present);
+            }
+        }
+    }
+}

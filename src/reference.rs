@@ -6,8 +6,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::dataflow::Sums;
 use crate::input::{read_share, InputError, Share};
+use crate::model::Sums;
 use crate::model::{Change, Code, Order, OrderId};
 use crate::result::{diff_rows, rows_of, ChangeRow, ResultRow};
 use crate::run::{EnrichedChange, Job};

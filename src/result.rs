@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::dataflow::Sums;
 use crate::decimal::{self, SCALE};
+use crate::model::Sums;
 use crate::model::{Epoch, MAX_PERCENTAGE_MICROS};
 
 /// Column names of the result, in the SPEC's order.

@@ -21,46 +21,17 @@ use std::num::NonZeroU32;
 use std::rc::Rc;
 
 use differential_dataflow::{AsCollection, ExchangeData, Hashable, VecCollection};
-use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
 
-use crate::dataflow::Sums;
 use crate::keyed_table::{Batch, KeyedTable};
-use crate::model::{Code, Epoch, OrderAmounts, OrderId};
+use crate::model::{Code, Epoch, OrderAmounts, OrderId, Sums};
 
-pub use crate::keyed_table::Keyed;
+pub use crate::model::{Keyed, UpsertCounters};
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-
-/// How many changes an upsert table applied, counted by the worker that owns the keys.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UpsertCounters {
-    pub upserts: u64,
-    pub deletes: u64,
-    /// Deletes of a key that was not there: they change nothing.
-    pub missing_deletes: u64,
-}
-
-impl UpsertCounters {
-    pub fn add(&mut self, other: &UpsertCounters) {
-        self.upserts += other.upserts;
-        self.deletes += other.deletes;
-        self.missing_deletes += other.missing_deletes;
-    }
-
-    pub(crate) fn count<V>(&mut self, change: &Option<V>, present: bool) {
-        match change {
-            Some(_) => self.upserts += 1,
-            None => {
-                self.deletes += 1;
-                self.missing_deletes += u64::from(!present);
-            }
-        }
-    }
-}
 
 /// What an upsert operator does with its changes: converts each value as it arrives (so
 /// that waiting changes take no more room than they must), then applies a completed
