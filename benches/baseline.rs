@@ -18,7 +18,7 @@ use discounting::input::{read_share, BadRows, InputError, Role, Share};
 use discounting::keyed_table::SortedRun;
 use discounting::model::{Change, Code, OrderId, Table};
 use discounting::result::{rows_of, ResultRow};
-use discounting::run::Job;
+use discounting::source::files::FileSpec;
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 type Sums = (i128, i128, i128);
@@ -193,12 +193,12 @@ impl Baseline {
     }
 
     /// Runs a whole job; returns each epoch's stats and the table after each epoch.
-    pub fn run(job: &Job) -> Result<(Vec<EpochStats>, Vec<Vec<ResultRow>>), InputError> {
+    pub fn run(files: &FileSpec) -> Result<(Vec<EpochStats>, Vec<Vec<ResultRow>>), InputError> {
         let mut baseline = Baseline::default();
         let mut stats = Vec::new();
         let mut tables = Vec::new();
         let whole = Share { index: 0, peers: 1 };
-        for sources in job.epochs() {
+        for sources in files.epochs() {
             let started = Instant::now();
             let mut rows = 0;
             // Base orders in file order; update changes held until their file has been

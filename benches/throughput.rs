@@ -21,7 +21,7 @@ use std::process::Command;
 use discounting::generate::{code_name, Generator, Spec};
 use discounting::input::{read_share, BadRows, Role, Share, Source};
 use discounting::model::Table;
-use discounting::run::Job;
+use discounting::source::files::FileSpec;
 
 /// The epochs measured after the load, each three times with different data.
 const SCENARIOS: [&str; 4] = [
@@ -331,16 +331,13 @@ fn report(orders: u64, baseline: &Measured, runs: &[Measured]) {
 
 /// The baseline on `files` (codes, orders, updates...), printing what `run --stats` prints.
 fn baseline_child(files: &[String]) {
-    let job = Job {
+    let spec = FileSpec {
         codes: files[0].clone().into(),
         orders: files[1].clone().into(),
         updates: files[2..].iter().map(PathBuf::from).collect(),
         follow: None,
-        bad_rows: BadRows::Fail,
-        enriched: false,
-        progress: false,
     };
-    let (stats, tables) = baseline::Baseline::run(&job).unwrap_or_else(|e| panic!("{e}"));
+    let (stats, tables) = baseline::Baseline::run(&spec).unwrap_or_else(|e| panic!("{e}"));
     let mut csv = Vec::new();
     discounting::output::write_table(
         &mut csv,

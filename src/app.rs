@@ -45,9 +45,9 @@ fn run(plan: &JobPlan) -> anyhow::Result<()> {
     } else {
         Arc::new(Quiet)
     };
-    if let Some(follow) = &plan.job.follow {
+    if live {
         // Ctrl-C or SIGTERM: finish the epoch under way, write everything, exit 0.
-        let stop = Arc::clone(&follow.stop);
+        let stop = Arc::clone(&plan.job.stop);
         ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
             .context("cannot install the Ctrl-C handler")?;
     }

@@ -13,7 +13,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::generate::Spec;
 use crate::input::BadRows;
 use crate::output::{ChangelogFormat, TableFormat};
-use crate::run::{Follow, Job, Workers};
+use crate::run::{Job, Workers};
+use crate::source::files::FileSpec;
+use crate::source::SourceSpec;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -225,10 +227,9 @@ impl Cli {
                     if !dir.is_dir() {
                         bail!("--follow {}: not a directory", dir.display());
                     }
-                    job.job.follow = Some(Follow {
-                        dir,
-                        stop: Arc::new(AtomicBool::new(false)),
-                    });
+                    if let SourceSpec::Files(files) = &mut job.job.source {
+                        files.follow = Some(dir);
+                    }
                     job.report = Report::Live;
                 }
                 Ok(plan)
@@ -270,13 +271,16 @@ fn plan(
     }
     Ok(Plan::Job(Box::new(JobPlan {
         job: Job {
-            codes,
-            orders,
-            updates,
-            follow: None,
+            source: SourceSpec::Files(FileSpec {
+                codes,
+                orders,
+                updates,
+                follow: None,
+            }),
             bad_rows,
             enriched: common.enriched.is_some(),
             progress: !common.quiet && std::io::stderr().is_terminal(),
+            stop: Arc::new(AtomicBool::new(false)),
         },
         workers: workers(&common)?,
         report,

@@ -34,4 +34,5 @@ pub mod reference;
 pub mod report;
 pub mod result;
 pub mod run;
+pub mod source;
 pub mod upsert;

@@ -432,7 +432,7 @@ mod tests {
     use super::*;
     use crate::result::result_row;
 
-    fn row(p: i64, sums: crate::dataflow::Sums) -> ResultRow {
+    fn row(p: i64, sums: crate::model::Sums) -> ResultRow {
         result_row(p * 1_000_000, sums).unwrap()
     }
 

@@ -5,12 +5,14 @@
 //! rows, which makes it the oracle the tests compare the dataflow with.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::AtomicBool;
 
-use crate::input::{read_share, InputError, Share};
+use crate::input::{BadRows, InputError, Share};
 use crate::model::Sums;
 use crate::model::{Change, Code, Order, OrderId};
 use crate::result::{diff_rows, rows_of, ChangeRow, ResultRow};
 use crate::run::{EnrichedChange, Job};
+use crate::source::{EpochSource, WithSource};
 
 /// The current contents of both tables.
 #[derive(Debug, Default, Clone)]
@@ -79,31 +81,56 @@ impl Reference {
             .collect()
     }
 
-    /// Runs a whole job: reads each epoch's files in order with one reader and returns
-    /// the changelog and the final table.
+    /// Runs a whole job: reads every epoch its source gives, whole, with one reader, and
+    /// returns the changelog and the final table.
     pub fn run(job: &Job) -> Result<ReferenceOutput, InputError> {
+        job.source.drive(Recompute {
+            bad_rows: job.bad_rows,
+        })
+    }
+}
+
+/// The recomputation over any source: the same epoch descriptors the dataflow gets, each
+/// read whole by one reader.
+struct Recompute {
+    bad_rows: BadRows,
+}
+
+impl WithSource for Recompute {
+    type Output = Result<ReferenceOutput, InputError>;
+
+    fn with<S: EpochSource>(self, mut source: S) -> Self::Output {
         let mut tables = Reference::default();
         let mut changes = Vec::new();
         let mut rows = Vec::new();
         let mut enriched = Vec::new();
         let mut counted = BTreeMap::new();
         let whole = Share { index: 0, peers: 1 };
-        for (epoch, sources) in job.epochs().iter().enumerate() {
+        let never = AtomicBool::new(false);
+        let mut epoch = 0;
+        while let Some(descriptor) = source
+            .next_epoch(&never)
+            .map_err(|reason| InputError::file("-", reason))?
+        {
             let mut read = Vec::new();
-            for source in sources {
-                read_share(source, whole, job.bad_rows, &mut |_, change| {
-                    read.push(change)
-                })?;
+            let shares = source.read_share(&descriptor, whole, None, self.bad_rows, &mut |_, c| {
+                read.push(c)
+            });
+            match shares {
+                Ok(_) => {}
+                Err(_) if source.skips_bad_epochs(&descriptor) => continue,
+                Err((_, error)) => return Err(error),
             }
             for change in read {
                 tables.apply(change);
             }
             let next = rows_of(&tables.sums()).map_err(|reason| InputError::file("-", reason))?;
-            changes.extend(diff_rows(epoch as u64, &rows, &next));
+            changes.extend(diff_rows(epoch, &rows, &next));
             rows = next;
             let now = tables.enriched();
-            enriched.extend(diff_enriched(epoch as u64, &counted, &now));
+            enriched.extend(diff_enriched(epoch, &counted, &now));
             counted = now;
+            epoch += 1;
         }
         Ok(ReferenceOutput {
             changes,

@@ -1,27 +1,20 @@
 //! The benchmark's hand-written baseline gives the same answers as the from-scratch
 //! recomputation and the dataflow, epoch by epoch, on generated data.
 
-use std::path::PathBuf;
-
 use discounting::generate::{Generator, Spec};
-use discounting::input::BadRows;
 use discounting::reference::Reference;
 use discounting::result::diff_rows;
 use discounting::run::{run_job, Job, Workers};
+use discounting::source::files::FileSpec;
+use discounting::source::SourceSpec;
 
 use crate::baseline::Baseline;
 use crate::util::Workdir;
 
-/// A plain run of these files: no followed directory, bad rows fail.
-fn batch_job(codes: PathBuf, orders: PathBuf, updates: Vec<PathBuf>) -> Job {
-    Job {
-        codes,
-        orders,
-        updates,
-        follow: None,
-        bad_rows: BadRows::Fail,
-        enriched: false,
-        progress: false,
+/// The files a job over files reads.
+fn files_of(job: &Job) -> &FileSpec {
+    match &job.source {
+        SourceSpec::Files(files) => files,
     }
 }
 
@@ -60,9 +53,9 @@ fn baseline_handles_repeated_ids_and_base_deletes() {
              {\"op\":\"delete\",\"table\":\"orders\",\"id\":1}\n",
         ),
     ];
-    let job = batch_job(codes, orders, updates);
+    let job = Job::files(codes, orders, updates);
     let expected = Reference::run(&job).unwrap();
-    let (_, tables) = Baseline::run(&job).unwrap();
+    let (_, tables) = Baseline::run(files_of(&job)).unwrap();
     assert_eq!(changelog(&tables), expected.changes);
     // 20% comes (order 5's last row) and goes (deleted), 10% comes (order 3), 30% comes
     // (its code arrives), then 10% becomes 15% and 30% goes: seven rows in all.
@@ -80,9 +73,9 @@ fn baseline_matches_reference_and_dataflow() {
         seed: 7,
     };
     let generated = Generator::new(spec).write_all(&work.dir).unwrap();
-    let job = batch_job(generated.codes, generated.orders, generated.updates);
+    let job = Job::files(generated.codes, generated.orders, generated.updates);
     let expected = Reference::run(&job).unwrap();
-    let (stats, tables) = Baseline::run(&job).unwrap();
+    let (stats, tables) = Baseline::run(files_of(&job)).unwrap();
     assert_eq!(stats.len(), 7);
     assert!(stats[1..].iter().all(|epoch| epoch.rows == 300));
     assert!(

@@ -200,13 +200,8 @@ proptest! {
         let orders = work.create("orders.csv", "id,customer_id,item_ct,order_subtotal,discount_code\n1,1,2,10,A\n2,1,3,20.5,B\n3,1,1,5,C\n");
         let updates = files.iter().enumerate().map(|(i, text)| work.create(&format!("u{i}.jsonl"), text)).collect();
         let job = Job {
-            codes,
-            orders,
-            updates,
-            follow: None,
             bad_rows: if skip { BadRows::Skip } else { BadRows::Fail },
-            enriched: false,
-            progress: false,
+            ..Job::files(codes, orders, updates)
         };
         let expected = Reference::run(&job);
         for threads in [1, 2] {

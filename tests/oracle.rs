@@ -7,7 +7,6 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use discounting::input::BadRows;
 use discounting::reference::Reference;
 use discounting::run::{run_job, Job, JobOutput, Workers};
 
@@ -321,13 +320,8 @@ fn check_seed(seed: u64) {
         epochs.push(chosen);
     }
     let job = Job {
-        codes: codes_path.clone(),
-        orders: orders_path.clone(),
-        updates,
-        follow: None,
-        bad_rows: BadRows::Fail,
         enriched: true,
-        progress: false,
+        ..Job::files(codes_path.clone(), orders_path.clone(), updates)
     };
 
     let expected = Reference::run(&job).unwrap();
@@ -367,8 +361,8 @@ fn check_seed(seed: u64) {
     let all: Vec<Gen> = epochs.concat();
     let one = write_changes(&work, "all-at-once", &all, true, false);
     let single = Job {
-        updates: vec![one],
-        ..job
+        enriched: true,
+        ..Job::files(codes_path, orders_path, vec![one])
     };
     assert_eq!(
         run(&single, 2).table,

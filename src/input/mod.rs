@@ -26,7 +26,7 @@ use crate::model::{Change, Position, Table};
 use row::{CellError, Cells, Column};
 
 /// What a file holds: a table's initial contents, or one epoch of changes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Role {
     Snapshot(Table),
     Update,
@@ -40,7 +40,7 @@ pub enum Format {
 }
 
 /// A file to read and what it is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Source {
     pub path: PathBuf,
     pub role: Role,

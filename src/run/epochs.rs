@@ -1,0 +1,210 @@
+//! The epoch protocol every worker follows, for any source of epochs:
+//!
+//! 1. read: worker 0 asks the source for the next epoch, and one round tells every
+//!    worker its descriptor (so all read the same epochs in one order);
+//! 2. each worker reads its share (sent into the dataflow as it is read for a large
+//!    snapshot, otherwise held);
+//! 3. agree: one round tells every worker whether all shares were read without error,
+//!    so that an epoch is applied by all workers or by none;
+//! 4. advance the inputs and step until the probe says the epoch is complete;
+//! 5. collect: worker 0 reads the epoch's result changes, tells the observer, and then
+//!    the source that the epoch is done (a database is acknowledged only then).
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use timely::worker::Worker;
+
+use super::collect::Collector;
+use super::progress::Progress;
+use super::{Job, JobOutput, Observer, RunError, WorkerReport};
+use crate::control::{AllGather, PeerLost};
+use crate::dataflow::{self, Inputs, Outputs};
+use crate::input::{InputError, Share};
+use crate::model::{Change, Epoch, Position};
+use crate::source::{EpochSource, WithSource};
+
+/// While a snapshot is sent, the worker steps every this many rows, so that what was
+/// sent does not pile up in channels as well as in the operators.
+const STEP_EVERY: u64 = 1 << 14;
+
+/// The leader's word on what comes next.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum Next<E> {
+    Epoch(E),
+    End,
+    /// The source failed (a lost database connection, say): every worker stops.
+    Failed(String),
+}
+
+/// Runs every epoch of one worker's source; the loop of the module's comment.
+pub(super) struct EpochLoop<'a> {
+    pub worker: &'a mut Worker,
+    pub job: &'a Job,
+    pub observer: &'a dyn Observer,
+}
+
+impl WithSource for EpochLoop<'_> {
+    type Output = Result<Option<JobOutput>, RunError>;
+
+    fn with<S: EpochSource>(self, mut source: S) -> Self::Output {
+        let EpochLoop {
+            worker,
+            job,
+            observer,
+        } = self;
+        let share = Share {
+            index: worker.index(),
+            peers: worker.peers(),
+        };
+        let leader = share.index == 0;
+        let mut inputs = Inputs::new(job.enriched);
+        let outputs = worker.dataflow(|scope| dataflow::build(scope, &mut inputs));
+        let mut state = WorkerState {
+            share,
+            inputs,
+            outputs,
+            agree: AllGather::new(worker),
+            summaries: AllGather::new(worker),
+            collector: leader.then(Collector::default),
+        };
+        let mut next = AllGather::<Option<Next<S::Epoch>>>::new(worker);
+        let mut epoch: Epoch = 0;
+        loop {
+            let proposal = leader.then(|| match source.next_epoch(&job.stop) {
+                Ok(Some(descriptor)) => Next::Epoch(descriptor),
+                Ok(None) => Next::End,
+                Err(reason) => Next::Failed(reason),
+            });
+            let decided = next.round(worker, proposal).map_err(peer_lost)?;
+            let descriptor = match decided.into_iter().next().flatten() {
+                Some(Next::Epoch(descriptor)) => descriptor,
+                Some(Next::Failed(reason)) => return Err(RunError::Failed(reason)),
+                Some(Next::End) | None => break,
+            };
+            match state.epoch(worker, job, &mut source, epoch, &descriptor, observer) {
+                Ok(()) => epoch += 1,
+                Err(RunError::Input(error)) if source.skips_bad_epochs(&descriptor) => {
+                    if leader {
+                        observer.skipped(&error);
+                    }
+                }
+                Err(error) => return Err(error),
+            }
+        }
+
+        let counts = WorkerReport {
+            codes: *state.outputs.code_counters.borrow(),
+            orders: *state.outputs.order_counters.borrow(),
+            ..WorkerReport::default()
+        };
+        let reports = state.agree.round(worker, counts).map_err(peer_lost)?;
+        state.collector.map(|c| c.finish(&reports)).transpose()
+    }
+}
+
+/// One worker's dataflow handles and what it keeps between epochs.
+struct WorkerState<Summary: timely::ExchangeData + Clone> {
+    share: Share,
+    inputs: Inputs,
+    outputs: Outputs,
+    agree: AllGather<WorkerReport>,
+    summaries: AllGather<Option<Summary>>,
+    collector: Option<Collector>,
+}
+
+impl<Summary: timely::ExchangeData + Clone> WorkerState<Summary> {
+    /// Reads this worker's share of the epoch, agrees with the others that all were
+    /// read without error, applies the epoch and (worker 0) gathers its results.
+    fn epoch<S: EpochSource<Summary = Summary>>(
+        &mut self,
+        worker: &mut Worker,
+        job: &Job,
+        source: &mut S,
+        epoch: Epoch,
+        descriptor: &S::Epoch,
+        observer: &dyn Observer,
+    ) -> Result<(), RunError> {
+        let started = Instant::now();
+        let leader = self.share.index == 0;
+        let info = source.info(descriptor);
+        let summaries = if source.exchanges_summaries(descriptor, self.share.peers) {
+            let mine = source.summarize(descriptor, self.share);
+            Some(self.summaries.round(worker, mine).map_err(peer_lost)?)
+        } else {
+            None
+        };
+
+        let send_while_reading = source.send_while_reading(descriptor);
+        let mut held: Vec<(Position, Change)> = Vec::new();
+        let mut progress = Progress::new(leader && job.progress);
+        let mut sent = 0u64;
+        let inputs = &mut self.inputs;
+        let read = source.read_share(
+            descriptor,
+            self.share,
+            summaries.as_deref(),
+            job.bad_rows,
+            &mut |position, change| {
+                if send_while_reading {
+                    inputs.send(position, change);
+                    sent += 1;
+                    if sent % STEP_EVERY == 0 {
+                        worker.step();
+                        progress.show(&info.inputs, sent);
+                    }
+                } else {
+                    held.push((position, change));
+                }
+            },
+        );
+        progress.clear();
+        let report = match read {
+            Ok(shares) => WorkerReport {
+                shares,
+                ..WorkerReport::default()
+            },
+            Err(error) => WorkerReport {
+                error: Some(error),
+                ..WorkerReport::default()
+            },
+        };
+        let reports = self.agree.round(worker, report).map_err(peer_lost)?;
+        if let Some(error) = first_error(&reports) {
+            return Err(RunError::Input(error));
+        }
+        for (position, change) in held {
+            self.inputs.send(position, change);
+        }
+        self.inputs.advance_to(epoch + 1);
+        let probe = &self.outputs.probe;
+        worker.step_while(|| probe.less_than(&(epoch + 1)));
+        if let Some(collector) = self.collector.as_mut() {
+            let done =
+                collector.finish_epoch(epoch, info, &reports, &self.outputs, started.elapsed())?;
+            observer.epoch(done).map_err(|e| {
+                RunError::Failed(format!("cannot write epoch {epoch}'s output: {e}"))
+            })?;
+            // Only now, with every output written, may the source forget the epoch.
+            source.completed(descriptor).map_err(RunError::Failed)?;
+        }
+        Ok(())
+    }
+}
+
+/// The error every worker reports for an epoch: the first in input order, whichever
+/// worker met it, so that it is the same for any number of workers.
+fn first_error(reports: &[WorkerReport]) -> Option<InputError> {
+    reports
+        .iter()
+        .filter_map(|r| r.error.as_ref())
+        .min_by_key(|(index, error)| (*index, error.line.unwrap_or(0)))
+        .map(|(_, error)| error.clone())
+}
+
+fn peer_lost(lost: PeerLost) -> RunError {
+    RunError::Failed(format!(
+        "a worker stopped: heard from {} of {} workers",
+        lost.heard_from, lost.peers
+    ))
+}

@@ -1,0 +1,200 @@
+//! Running the job: timely workers, the epoch loop (`epochs`), and gathering results at
+//! worker 0 (`collect`). What is read each epoch comes from a source (`crate::source`).
+
+mod collect;
+mod epochs;
+mod progress;
+mod workers;
+
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::input::{BadRows, InputError, Reject, ShareReport};
+use crate::model::{Epoch, Order, OrderId, UpsertCounters};
+use crate::result::{ChangeRow, ResultRow};
+use crate::source::files::FileSpec;
+use crate::source::SourceSpec;
+
+pub use workers::Workers;
+
+/// What to compute: where the epochs come from, and how.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub source: SourceSpec,
+    pub bad_rows: BadRows,
+    /// Also maintain the enriched orders (each counted order with its percentage).
+    pub enriched: bool,
+    /// Show reading progress of large inputs on stderr (when it is a terminal).
+    pub progress: bool,
+    /// Set (by Ctrl-C or SIGTERM) to end a live source after the epoch under way.
+    pub stop: Arc<AtomicBool>,
+}
+
+impl Job {
+    /// A job over files: two base snapshots and update files, failing on bad rows.
+    pub fn files(codes: PathBuf, orders: PathBuf, updates: Vec<PathBuf>) -> Job {
+        Job {
+            source: SourceSpec::Files(FileSpec {
+                codes,
+                orders,
+                updates,
+                follow: None,
+            }),
+            bad_rows: BadRows::Fail,
+            enriched: false,
+            progress: false,
+            stop: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+/// What is told, as it happens, about a run: each completed epoch, each skipped file.
+/// Worker 0 calls it, in epoch order.
+pub trait Observer: Send + Sync {
+    /// An epoch is complete; an error here ends the run.
+    fn epoch(&self, _epoch: &EpochOutput) -> std::io::Result<()> {
+        Ok(())
+    }
+    /// An update file was refused and, in follow mode, skipped.
+    fn skipped(&self, _error: &InputError) {}
+}
+
+/// An observer that is told nothing.
+pub struct Quiet;
+
+impl Observer for Quiet {}
+
+/// A changed enriched order: an order counted (`diff` +1) or no longer counted (−1) at
+/// `epoch`, with the percentage of its code. Sorts by epoch, id, diff.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct EnrichedChange {
+    pub epoch: Epoch,
+    pub id: OrderId,
+    pub diff: i128,
+    pub order: Order,
+    pub percentage_micros: i64,
+}
+
+/// What one epoch did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochOutput {
+    pub epoch: Epoch,
+    /// The inputs read: file names, or a database's tables.
+    pub files: Vec<String>,
+    /// Where the source stands after the epoch (a database's LSN), if it has positions.
+    pub position: Option<String>,
+    /// Upstream transactions applied in the epoch (zero for files).
+    pub transactions: u64,
+    /// Rows read into changes.
+    pub rows: u64,
+    pub changes: Vec<ChangeRow>,
+    /// Rows left out under `--bad-rows skip`, in input and line order.
+    pub rejects: Vec<Reject>,
+    /// From the start of reading the epoch's inputs until its results were complete.
+    pub elapsed: Duration,
+    /// Bytes resident in process 0 once the epoch was complete, where the OS tells.
+    pub resident_bytes: Option<u64>,
+}
+
+/// Everything a run produced, as held by worker 0.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobOutput {
+    pub epochs: Vec<EpochOutput>,
+    /// The table after the base snapshots (epoch 0).
+    pub baseline: Vec<ResultRow>,
+    /// The table after the last epoch.
+    pub table: Vec<ResultRow>,
+    pub enriched: Vec<EnrichedChange>,
+    pub codes: UpsertCounters,
+    pub orders: UpsertCounters,
+}
+
+/// Why a run stopped.
+#[derive(Debug)]
+pub enum RunError {
+    /// A bad file or row (under `BadRows::Fail`).
+    Input(InputError),
+    /// Anything else: a worker that stopped, a cluster that could not start, a source
+    /// that failed.
+    Failed(String),
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunError::Input(error) => error.fmt(f),
+            RunError::Failed(reason) => f.write_str(reason),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+/// Runs `job` on `workers` and returns what worker 0 gathered (`None` in the other
+/// processes of a cluster).
+pub fn run_job(job: &Job, workers: &Workers) -> Result<Option<JobOutput>, RunError> {
+    run_job_observed(job, workers, Arc::new(Quiet))
+}
+
+/// Runs `job` as `run_job` does, telling `observer` of each epoch as it completes.
+pub fn run_job_observed(
+    job: &Job,
+    workers: &Workers,
+    observer: Arc<dyn Observer>,
+) -> Result<Option<JobOutput>, RunError> {
+    let job = Arc::new(job.clone());
+    // timely reports a lost peer by panicking in its network threads, in the workers that
+    // then find their channels poisoned, and in the guard that joins the network threads
+    // when it is dropped (inside `join`); all of them become one error here.
+    let joined = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        workers
+            .execute(move |worker| {
+                job.source.drive(epochs::EpochLoop {
+                    worker,
+                    job: &job,
+                    observer: &*observer,
+                })
+            })
+            .map(|guards| guards.join())
+    }));
+    let results = match joined {
+        Ok(Ok(results)) => results,
+        Ok(Err(e)) => return Err(RunError::Failed(format!("cannot start the workers: {e}"))),
+        Err(panic) => return Err(workers::worker_failure(&workers::panic_message(&*panic))),
+    };
+    let mut output = None;
+    let mut error = None;
+    for result in results {
+        match result {
+            Ok(Ok(Some(gathered))) => output = Some(gathered),
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => {
+                error.get_or_insert(e);
+            }
+            Err(panic) => {
+                error.get_or_insert(workers::worker_failure(&panic));
+            }
+        }
+    }
+    match error {
+        Some(e) => Err(e),
+        None => Ok(output),
+    }
+}
+
+/// What a worker tells the others after reading its share of an epoch.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct WorkerReport {
+    /// The first error, with the index of its input within the epoch.
+    error: Option<(usize, InputError)>,
+    /// One report per input of the epoch that was read.
+    shares: Vec<ShareReport>,
+    /// The upsert counts of the keys this worker owns, so far.
+    codes: UpsertCounters,
+    orders: UpsertCounters,
+}

@@ -1,0 +1,102 @@
+//! Where epochs come from: the seam between the epoch loop and its inputs.
+//!
+//! A source decides what the next epoch is (worker 0 does, as the leader) as a small
+//! serializable descriptor that every worker then receives, and says how each worker
+//! reads its share of that epoch: the files on the command line (`files`), then
+//! optionally a followed directory (`follow`). Adding a source is a new module and one
+//! arm in `SourceSpec::drive`.
+
+pub mod files;
+pub mod follow;
+
+use std::fmt::Debug;
+use std::sync::atomic::AtomicBool;
+
+use crate::input::{BadRows, InputError, Share, ShareReport};
+use crate::model::{Change, Position};
+
+/// What a source tells of one epoch, for the epoch's output and stats.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EpochInfo {
+    /// The inputs read: file names, or the tables of a database snapshot.
+    pub inputs: Vec<String>,
+    /// Where the source stands once the epoch is applied (a database's LSN).
+    pub position: Option<String>,
+    /// Upstream transactions the epoch holds (zero for files).
+    pub transactions: u64,
+}
+
+/// A source of epochs. Every worker has its own instance; only worker 0's `next_epoch`
+/// and `completed` are called.
+pub trait EpochSource {
+    /// An epoch as every worker receives it: small, the same for all.
+    type Epoch: timely::ExchangeData + Clone + Debug;
+    /// What each worker tells the others of its share before any reads (file parts).
+    type Summary: timely::ExchangeData + Clone;
+
+    /// The leader's decision: the next epoch, waiting for one as long as the source
+    /// does (never past `stop`); `None` when there are no more.
+    fn next_epoch(&mut self, stop: &AtomicBool) -> Result<Option<Self::Epoch>, String>;
+
+    /// Whether the workers exchange summaries before reading `epoch`.
+    fn exchanges_summaries(&self, _epoch: &Self::Epoch, _peers: usize) -> bool {
+        false
+    }
+
+    /// This worker's summary of its share of `epoch` (when summaries are exchanged).
+    fn summarize(&mut self, _epoch: &Self::Epoch, _share: Share) -> Option<Self::Summary> {
+        None
+    }
+
+    /// Reads this worker's share of `epoch`, handing each change to `sink`: one report
+    /// per input, or the first error with the index of its input.
+    fn read_share(
+        &mut self,
+        epoch: &Self::Epoch,
+        share: Share,
+        summaries: Option<&[Option<Self::Summary>]>,
+        bad_rows: BadRows,
+        sink: &mut dyn FnMut(Position, Change),
+    ) -> Result<Vec<ShareReport>, (usize, InputError)>;
+
+    /// Whether changes are sent into the dataflow while they are read (large snapshots)
+    /// rather than held until every worker has read its share without error.
+    fn send_while_reading(&self, _epoch: &Self::Epoch) -> bool {
+        false
+    }
+
+    fn info(&self, epoch: &Self::Epoch) -> EpochInfo;
+
+    /// The leader, once `epoch` is complete and every output holds it.
+    fn completed(&mut self, _epoch: &Self::Epoch) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Whether a bad epoch (under `--bad-rows fail`) is reported and skipped, as a
+    /// followed directory does with a bad file, rather than ending the run.
+    fn skips_bad_epochs(&self, _epoch: &Self::Epoch) -> bool {
+        false
+    }
+}
+
+/// Which source a job reads, as given on the command line.
+#[derive(Debug, Clone)]
+pub enum SourceSpec {
+    Files(files::FileSpec),
+}
+
+/// Something to do with a source of any kind (the epoch loop, the recomputation).
+pub trait WithSource {
+    type Output;
+    fn with<S: EpochSource>(self, source: S) -> Self::Output;
+}
+
+impl SourceSpec {
+    /// Makes this worker's instance of the source and hands it to `work`: the one place
+    /// where sources are chosen.
+    pub fn drive<W: WithSource>(&self, work: W) -> W::Output {
+        match self {
+            SourceSpec::Files(spec) => work.with(files::FileSource::new(spec)),
+        }
+    }
+}
