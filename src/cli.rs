@@ -15,6 +15,7 @@ use crate::input::BadRows;
 use crate::output::{ChangelogFormat, TableFormat};
 use crate::run::{Job, Workers};
 use crate::source::files::FileSpec;
+use crate::source::postgres::PostgresSpec;
 use crate::source::SourceSpec;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -87,6 +88,26 @@ pub struct RunArgs {
     /// rename it. A bad file is reported and skipped.
     #[arg(long, value_name = "DIR")]
     pub follow: Option<PathBuf>,
+    /// Read the tables from a PostgreSQL database (postgres://user@host:port/db), then
+    /// follow its logical replication stream, one whole transaction at a time, until
+    /// Ctrl-C or SIGTERM. The server needs wal_level = logical; the user REPLICATION and
+    /// SELECT on both tables.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["codes", "orders", "updates", "follow"])]
+    pub postgres: Option<String>,
+    /// With --postgres: the orders table (optionally schema-qualified).
+    #[arg(long, value_name = "TABLE", default_value = "orders")]
+    pub orders_table: String,
+    /// With --postgres: the discount codes table (optionally schema-qualified).
+    #[arg(long, value_name = "TABLE", default_value = "discount_codes")]
+    pub codes_table: String,
+    /// With --postgres: the publication to read (created for both tables if absent).
+    #[arg(long, value_name = "NAME", default_value = "discounting")]
+    pub publication: String,
+    /// With --postgres: a named replication slot that outlives the job (it is dropped
+    /// and made afresh at each start); without it a temporary slot is used, which goes
+    /// with the connection.
+    #[arg(long, value_name = "NAME")]
+    pub slot: Option<String>,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -208,6 +229,10 @@ impl Cli {
     /// Resolves the arguments into a plan, or says which arguments do not fit together.
     pub fn into_plan(self) -> anyhow::Result<Plan> {
         match self.command {
+            Command::Run(args) if args.postgres.is_some() => {
+                let source = postgres_source(&args)?;
+                plan(source, Report::Live, args.common)
+            }
             Command::Run(args) => {
                 let follow = args.follow;
                 let (codes, orders, updates, report) = match (args.codes, args.orders) {
@@ -222,7 +247,13 @@ impl Cli {
                     }
                     _ => bail!("give both --codes and --orders (or neither, to run the sample data in inputs/)"),
                 };
-                let mut plan = plan(codes, orders, updates, report, args.common)?;
+                let source = SourceSpec::Files(FileSpec {
+                    codes,
+                    orders,
+                    updates,
+                    follow: None,
+                });
+                let mut plan = plan(source, report, args.common)?;
                 if let (Some(dir), Plan::Job(job)) = (follow, &mut plan) {
                     if !dir.is_dir() {
                         bail!("--follow {}: not a directory", dir.display());
@@ -234,13 +265,15 @@ impl Cli {
                 }
                 Ok(plan)
             }
-            Command::WhatIf(args) => plan(
-                args.codes,
-                args.orders,
-                args.scenario,
-                Report::WhatIf,
-                args.common,
-            ),
+            Command::WhatIf(args) => {
+                let source = SourceSpec::Files(FileSpec {
+                    codes: args.codes,
+                    orders: args.orders,
+                    updates: args.scenario,
+                    follow: None,
+                });
+                plan(source, Report::WhatIf, args.common)
+            }
             Command::Generate(args) => Ok(Plan::Generate {
                 spec: Spec {
                     orders: args.orders,
@@ -255,13 +288,29 @@ impl Cli {
     }
 }
 
-fn plan(
-    codes: PathBuf,
-    orders: PathBuf,
-    updates: Vec<PathBuf>,
-    report: Report,
-    common: CommonArgs,
-) -> anyhow::Result<Plan> {
+/// The database source of `run --postgres`, its names checked.
+fn postgres_source(args: &RunArgs) -> anyhow::Result<SourceSpec> {
+    if let Some(slot) = &args.slot {
+        let valid = !slot.is_empty()
+            && slot.len() <= 63
+            && slot
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !valid {
+            bail!("--slot {slot}: a slot name is 1 to 63 lower-case letters, digits and _");
+        }
+    }
+    Ok(SourceSpec::Postgres(PostgresSpec {
+        url: args.postgres.clone().unwrap_or_default(),
+        codes_table: args.codes_table.clone(),
+        orders_table: args.orders_table.clone(),
+        publication: args.publication.clone(),
+        slot: args.slot.clone(),
+    }))
+}
+
+/// A plan for a job over `source`.
+fn plan(source: SourceSpec, report: Report, common: CommonArgs) -> anyhow::Result<Plan> {
     let bad_rows = match common.bad_rows {
         BadRowsArg::Fail => BadRows::Fail,
         BadRowsArg::Skip => BadRows::Skip,
@@ -271,12 +320,7 @@ fn plan(
     }
     Ok(Plan::Job(Box::new(JobPlan {
         job: Job {
-            source: SourceSpec::Files(FileSpec {
-                codes,
-                orders,
-                updates,
-                follow: None,
-            }),
+            source,
             bad_rows,
             enriched: common.enriched.is_some(),
             progress: !common.quiet && std::io::stderr().is_terminal(),

@@ -250,6 +250,13 @@ pub fn write_epoch_stats(out: &mut dyn Write, epoch: &EpochOutput) -> io::Result
             "stats: epoch={} rows={} seconds={seconds:.6} rows_per_sec={per_second}",
             epoch.epoch, epoch.rows
         )?;
+        if let Some(position) = &epoch.position {
+            write!(
+                out,
+                " position={position} transactions={}",
+                epoch.transactions
+            )?;
+        }
         if let Some(bytes) = epoch.resident_bytes {
             write!(out, " resident_bytes={bytes}")?;
         }

@@ -15,6 +15,7 @@ use crate::util::Workdir;
 fn files_of(job: &Job) -> &FileSpec {
     match &job.source {
         SourceSpec::Files(files) => files,
+        other => panic!("not a job over files: {other:?}"),
     }
 }
 

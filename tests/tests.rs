@@ -20,4 +20,8 @@ mod fuzz;
 mod errors;
 // Random epochs against a from-scratch recomputation, at 1, 2 and 4 workers.
 mod oracle;
+// A throwaway PostgreSQL server for the tests that need one.
+mod pg_server;
+// The PostgreSQL source against a real server.
+mod postgres;
 mod util;

@@ -20,10 +20,9 @@ use serde::{Deserialize, Serialize};
 
 pub use error::{InputError, Reject};
 pub use layout::Part;
-pub use row::parse_timestamp;
+pub use row::{parse_change, parse_timestamp, CellError, Cells, Column, Op};
 
 use crate::model::{Change, Position, Table};
-use row::{CellError, Cells, Column};
 
 /// What a file holds: a table's initial contents, or one epoch of changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

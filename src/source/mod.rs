@@ -3,11 +3,12 @@
 //! A source decides what the next epoch is (worker 0 does, as the leader) as a small
 //! serializable descriptor that every worker then receives, and says how each worker
 //! reads its share of that epoch: the files on the command line (`files`), then
-//! optionally a followed directory (`follow`). Adding a source is a new module and one
+//! optionally a followed directory (`follow`), or a PostgreSQL database (`postgres`). Adding a source is a new module and one
 //! arm in `SourceSpec::drive`.
 
 pub mod files;
 pub mod follow;
+pub mod postgres;
 
 use std::fmt::Debug;
 use std::sync::atomic::AtomicBool;
@@ -83,6 +84,7 @@ pub trait EpochSource {
 #[derive(Debug, Clone)]
 pub enum SourceSpec {
     Files(files::FileSpec),
+    Postgres(postgres::PostgresSpec),
 }
 
 /// Something to do with a source of any kind (the epoch loop, the recomputation).
@@ -97,6 +99,7 @@ impl SourceSpec {
     pub fn drive<W: WithSource>(&self, work: W) -> W::Output {
         match self {
             SourceSpec::Files(spec) => work.with(files::FileSource::new(spec)),
+            SourceSpec::Postgres(spec) => work.with(postgres::PostgresSource::new(spec)),
         }
     }
 }

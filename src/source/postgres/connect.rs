@@ -1,0 +1,384 @@
+//! Reaching the database: the URL, the password (URL, `PGPASSWORD`, `~/.pgpass`), plain
+//! connections with a bounded wait, and the checks that tell a user what to fix before
+//! anything is read.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use postgres::{Client, NoTls};
+
+use super::rows::{key_column, Shape};
+use crate::input::Column;
+use crate::model::Table;
+
+/// How long connecting (and each catalog query's connection) may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where the database is and who connects, resolved once.
+#[derive(Debug, Clone)]
+pub struct Database {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: Option<String>,
+    pub dbname: String,
+}
+
+impl Database {
+    /// Reads a libpq-style URL (`postgres://user[:password]@host[:port]/db`).
+    pub fn from_url(url: &str) -> Result<Database, String> {
+        let config = postgres::Config::from_str(url)
+            .map_err(|e| format!("--postgres {}: not a PostgreSQL URL: {e}", redacted(url)))?;
+        let host = match config.get_hosts().first() {
+            Some(postgres::config::Host::Tcp(host)) => host.clone(),
+            #[cfg(unix)]
+            Some(postgres::config::Host::Unix(path)) => path.display().to_string(),
+            None => "localhost".to_string(),
+        };
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        let user = match config.get_user() {
+            Some(user) => user.to_string(),
+            None => std::env::var("PGUSER")
+                .or_else(|_| std::env::var("USER"))
+                .map_err(|_| format!("--postgres {}: no user in the URL", redacted(url)))?,
+        };
+        let dbname = config.get_dbname().unwrap_or(&user).to_string();
+        let password = config
+            .get_password()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .or_else(|| std::env::var("PGPASSWORD").ok())
+            .or_else(|| pgpass_password(&host, port, &dbname, &user));
+        Ok(Database {
+            host,
+            port,
+            user,
+            password,
+            dbname,
+        })
+    }
+
+    /// What errors call the database: no password in it.
+    pub fn describe(&self) -> String {
+        format!(
+            "postgres://{}@{}:{}/{}",
+            self.user, self.host, self.port, self.dbname
+        )
+    }
+
+    /// A plain connection, in UTC and ISO dates so that values read the same always.
+    pub fn connect(&self) -> Result<Client, String> {
+        let mut config = postgres::Config::new();
+        config
+            .host(&self.host)
+            .port(self.port)
+            .user(&self.user)
+            .dbname(&self.dbname)
+            .application_name("discounting")
+            .connect_timeout(CONNECT_TIMEOUT)
+            .options("-c TimeZone=UTC -c DateStyle=ISO -c statement_timeout=0");
+        if let Some(password) = &self.password {
+            config.password(password);
+        }
+        config
+            .connect(NoTls)
+            .map_err(|e| format!("cannot connect to {}: {}", self.describe(), error_text(&e)))
+    }
+}
+
+/// A URL with its password, if any, hidden.
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// The password `~/.pgpass` (or `PGPASSFILE`) gives, as libpq reads it: the first line
+/// `host:port:db:user:password` that matches, `*` matching anything, `\` escaping.
+fn pgpass_password(host: &str, port: u16, dbname: &str, user: &str) -> Option<String> {
+    let path = std::env::var_os("PGPASSFILE")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|home| std::path::Path::new(&home).join(".pgpass"))
+        })?;
+    let text = std::fs::read_to_string(path).ok()?;
+    let port = port.to_string();
+    let wanted = [host, port.as_str(), dbname, user];
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let fields = pgpass_fields(line);
+            if fields.len() != 5 {
+                return None;
+            }
+            let matches = fields[..4]
+                .iter()
+                .zip(wanted)
+                .all(|(field, value)| field == "*" || field == value);
+            matches.then(|| fields[4].clone())
+        })
+}
+
+fn pgpass_fields(line: &str) -> Vec<String> {
+    let mut fields = vec![String::new()];
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(escaped) = chars.next() {
+                    fields.last_mut().map(|f| f.push(escaped));
+                }
+            }
+            ':' => fields.push(String::new()),
+            _ => {
+                fields.last_mut().map(|f| f.push(c));
+            }
+        }
+    }
+    fields
+}
+
+/// The server's own words for an error (its message, or the I/O failure).
+pub fn error_text(error: &postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => db.message().to_string(),
+        None => {
+            let mut text = error.to_string();
+            let mut source = std::error::Error::source(error);
+            while let Some(cause) = source {
+                text = format!("{text}: {cause}");
+                source = cause.source();
+            }
+            text
+        }
+    }
+}
+
+/// The two tables as the job reads them, checked.
+#[derive(Debug, Clone)]
+pub struct Tables {
+    /// The codes' shape, then the orders'.
+    pub shapes: [Shape; 2],
+    /// Their names as SQL identifiers, quoted.
+    pub quoted: [String; 2],
+    /// Their schemas and names, as the stream names them.
+    pub idents: [(String, String); 2],
+}
+
+/// Checks everything the source needs, in the order a user fixes things, and makes the
+/// publication if it is missing and this user may: one clear error otherwise.
+pub fn check(
+    client: &mut Client,
+    codes_table: &str,
+    orders_table: &str,
+    publication: &str,
+) -> Result<Tables, String> {
+    let query =
+        |client: &mut Client, sql: &str, params: &[&(dyn postgres::types::ToSql + Sync)]| {
+            client.query(sql, params).map_err(|e| error_text(&e))
+        };
+    let wal_level: String = query(client, "SELECT current_setting('wal_level')", &[])?[0].get(0);
+    if wal_level != "logical" {
+        return Err(format!(
+            "the server's wal_level is '{wal_level}', but reading changes needs 'logical': run ALTER SYSTEM SET wal_level = logical; and restart the server"
+        ));
+    }
+    let may_replicate: bool = query(
+        client,
+        "SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user",
+        &[],
+    )?[0]
+        .get(0);
+    if !may_replicate {
+        let user: String = query(client, "SELECT current_user::text", &[])?[0].get(0);
+        return Err(format!(
+            "user {user} may not read the replication stream: run ALTER ROLE {user} WITH REPLICATION; as a superuser"
+        ));
+    }
+    let mut shapes = Vec::new();
+    let mut quoted = Vec::new();
+    let mut oids = Vec::new();
+    let mut idents = Vec::new();
+    for (table, name) in [
+        (Table::DiscountCodes, codes_table),
+        (Table::Orders, orders_table),
+    ] {
+        let found = query(
+            client,
+            "SELECT c.oid, quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relreplident::text, \
+             n.nspname::text, c.relname::text \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)",
+            &[&name],
+        )?;
+        let Some(row) = found.first() else {
+            return Err(format!(
+                "table {name} does not exist (or this user may not see it)"
+            ));
+        };
+        let oid: postgres::types::Oid = row.get(0);
+        let sql_name: String = row.get(1);
+        let identity: String = row.get(2);
+        idents.push((row.get::<_, String>(3), row.get::<_, String>(4)));
+        let columns = query(
+            client,
+            "SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute \
+             WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+            &[&oid],
+        )?;
+        let names: Vec<String> = columns.iter().map(|r| r.get(0)).collect();
+        let shape = Shape::new(table, name, &names)?;
+        for (column, row) in shape.columns.iter().zip(&columns) {
+            if let Some(column) = column {
+                let sql_type: String = row.get(1);
+                check_type(name, *column, &sql_type)?;
+            }
+        }
+        let key = query(
+            client,
+            "SELECT a.attname::text FROM pg_index i JOIN pg_attribute a \
+             ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
+             WHERE i.indrelid = $1 AND i.indisprimary",
+            &[&oid],
+        )?;
+        let key: Vec<String> = key.iter().map(|r| r.get(0)).collect();
+        let wanted = key_column(table);
+        let key_is_right = key.len() == 1 && Column::from_name(&key[0]) == Some(wanted);
+        if !key_is_right && identity != "f" {
+            let has = if key.is_empty() {
+                "no primary key".to_string()
+            } else {
+                format!("the primary key ({})", key.join(", "))
+            };
+            return Err(format!(
+                "table {name} has {has}, so its deletes and updates cannot name the {} they change: run ALTER TABLE {sql_name} ADD PRIMARY KEY ({})",
+                wanted.name(),
+                wanted.name()
+            ));
+        }
+        if identity == "n" {
+            return Err(format!(
+                "table {name} has REPLICA IDENTITY NOTHING, so its deletes are not in the stream: run ALTER TABLE {sql_name} REPLICA IDENTITY DEFAULT"
+            ));
+        }
+        shapes.push(shape);
+        quoted.push(sql_name);
+        oids.push(oid);
+    }
+    ensure_publication(client, publication, &quoted, &oids)?;
+    let [codes, orders] = <[Shape; 2]>::try_from(shapes).map_err(|_| "two tables".to_string())?;
+    let [codes_sql, orders_sql] =
+        <[String; 2]>::try_from(quoted).map_err(|_| "two tables".to_string())?;
+    let [codes_ident, orders_ident] =
+        <[(String, String); 2]>::try_from(idents).map_err(|_| "two tables".to_string())?;
+    Ok(Tables {
+        shapes: [codes, orders],
+        quoted: [codes_sql, orders_sql],
+        idents: [codes_ident, orders_ident],
+    })
+}
+
+/// Only types whose text the file rules read exactly: no floats for money.
+fn check_type(table: &str, column: Column, sql_type: &str) -> Result<(), String> {
+    let base = sql_type.split('(').next().unwrap_or(sql_type).trim();
+    let integer = ["smallint", "integer", "bigint"];
+    let text = ["text", "character varying", "character", "varchar"];
+    let ok = match column {
+        Column::Id | Column::CustomerId | Column::ItemCt => {
+            integer.contains(&base) || base == "numeric"
+        }
+        Column::OrderSubtotal | Column::Percentage => integer.contains(&base) || base == "numeric",
+        Column::OrderTime => {
+            base.starts_with("timestamp") || integer.contains(&base) || text.contains(&base)
+        }
+        Column::Code | Column::DiscountCode => text.contains(&base),
+        Column::Op | Column::Table => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "column {table}.{} is {sql_type}, which cannot be read exactly (use an integer, numeric, text or timestamp type)",
+            column.name()
+        ))
+    }
+}
+
+/// The publication the stream reads, holding both tables: made if absent and this user
+/// may, otherwise the error says what to run.
+fn ensure_publication(
+    client: &mut Client,
+    publication: &str,
+    tables: &[String],
+    oids: &[postgres::types::Oid],
+) -> Result<(), String> {
+    let ident = quote_ident(publication);
+    let list = tables.join(", ");
+    let exists = client
+        .query(
+            "SELECT oid FROM pg_publication WHERE pubname = $1",
+            &[&publication],
+        )
+        .map_err(|e| error_text(&e))?;
+    if exists.is_empty() {
+        let create = format!("CREATE PUBLICATION {ident} FOR TABLE {list}");
+        return client.batch_execute(&create).map_err(|e| {
+            format!(
+                "publication {publication} does not exist and this user cannot create it ({}): run {create}; as the tables' owner",
+                error_text(&e)
+            )
+        });
+    }
+    for (table, oid) in tables.iter().zip(oids) {
+        let included = client
+            .query(
+                "SELECT 1 FROM pg_publication p WHERE p.pubname = $1 AND (p.puballtables OR EXISTS \
+                 (SELECT 1 FROM pg_publication_rel r WHERE r.prpubid = p.oid AND r.prrelid = $2))",
+                &[&publication, oid],
+            )
+            .map_err(|e| error_text(&e))?;
+        if included.is_empty() {
+            return Err(format!(
+                "publication {publication} does not hold table {table}: run ALTER PUBLICATION {ident} ADD TABLE {table};"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An SQL identifier, quoted.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pgpass_lines_are_read_as_libpq_does() {
+        assert_eq!(
+            pgpass_fields(r"h:5432:db:u:p\:w\\d"),
+            ["h", "5432", "db", "u", r"p:w\d"]
+        );
+    }
+
+    #[test]
+    fn passwords_are_not_shown() {
+        assert_eq!(
+            redacted("postgres://me:secret@h/db"),
+            "postgres://me:***@h/db"
+        );
+        assert_eq!(redacted("postgres://me@h/db"), "postgres://me@h/db");
+    }
+}

@@ -1,0 +1,585 @@
+//! The PostgreSQL source against a real server (see `pg_server`): random transactions
+//! checked after every epoch against the query run by the database itself, atomicity,
+//! deletes, bad rows in both modes, and every fault a user meets.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use discounting::decimal::parse_micros;
+use discounting::result::rows_of;
+
+use crate::pg_server::PgServer;
+use crate::util::Workdir;
+
+/// A printed result table: percentage → the printed row.
+type Table = BTreeMap<String, Vec<String>>;
+
+const SCHEMA: &str =
+    "CREATE TABLE discount_codes (code text PRIMARY KEY, percentage numeric(9,6) NOT NULL);
+CREATE TABLE orders (id bigint PRIMARY KEY, order_time timestamptz, customer_id integer NOT NULL,
+  item_ct integer NOT NULL, order_subtotal numeric(14,6) NOT NULL, discount_code text, note text);";
+
+/// A server with the two tables, and a few codes and orders.
+fn server_with_tables() -> PgServer {
+    let server = PgServer::start();
+    server.psql("postgres", SCHEMA);
+    server.psql(
+        "postgres",
+        "INSERT INTO discount_codes VALUES ('A10', 10), ('B25', 25), ('C50', 50);
+         INSERT INTO orders VALUES (1, '2026-11-03 10:15:30+00', 7, 2, 10.50, 'A10', NULL),
+           (2, NULL, 8, 3, 20, 'B25', 'x'), (3, '2026-11-03 11:00:00+01', 9, 1, 5.25, 'A10', NULL);",
+    );
+    server
+}
+
+/// The result table as the database computes it, rounded as the job prints.
+fn database_table(server: &PgServer) -> Table {
+    let text = server.psql(
+        "postgres",
+        "SELECT dc.percentage, count(*), sum(o.item_ct), sum(o.order_subtotal) \
+         FROM orders o JOIN discount_codes dc ON o.discount_code = dc.code GROUP BY dc.percentage",
+    );
+    let mut sums = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        let cells: Vec<&str> = line.split('|').collect();
+        let subtotal = parse_micros(cells[3]).unwrap();
+        sums.insert(
+            parse_micros(cells[0]).unwrap(),
+            (
+                cells[1].parse::<i128>().unwrap(),
+                cells[2].parse::<i128>().unwrap(),
+                i128::from(subtotal),
+            ),
+        );
+    }
+    rows_of(&sums)
+        .unwrap()
+        .into_iter()
+        .map(|row| (row.values[0].clone(), row.values.to_vec()))
+        .collect()
+}
+
+/// A running `discounting run --postgres`, its stdout (the CSV changelog) read as it comes.
+struct LiveJob {
+    child: Child,
+    stdout: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl LiveJob {
+    fn start(work: &Workdir, url: &str, extra: &[&str]) -> LiveJob {
+        let mut args = vec!["run", "--postgres", url, "--format", "csv", "--stats"];
+        args.extend_from_slice(extra);
+        let mut child = work
+            .command(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let lines = Arc::clone(&stdout);
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let text = Arc::clone(&stderr);
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let mut text = text.lock().unwrap();
+                text.push_str(&line);
+                text.push('\n');
+            }
+        });
+        LiveJob {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// The epochs printed so far: each epoch's table after it, replayed from the changelog.
+    fn tables(&self) -> Vec<(u64, Table)> {
+        let lines = self.stdout.lock().unwrap().clone();
+        let mut table = Table::new();
+        let mut tables: Vec<(u64, Table)> = Vec::new();
+        for line in lines.iter().skip(1) {
+            let cells: Vec<String> = line.split(',').map(str::to_string).collect();
+            let epoch: u64 = cells[0].parse().unwrap();
+            if tables.last().is_some_and(|(e, _)| *e != epoch) {
+                // The previous epoch is whole once the next one starts.
+            }
+            let row = cells[2..].to_vec();
+            match cells[1].as_str() {
+                "-1" => assert_eq!(
+                    table.remove(&row[0]),
+                    Some(row.clone()),
+                    "retracted a row that was not there"
+                ),
+                "+1" | "1" => assert!(
+                    table.insert(row[0].clone(), row).is_none(),
+                    "two rows for one percentage"
+                ),
+                other => panic!("diff {other}"),
+            }
+            match tables.last_mut() {
+                Some((e, t)) if *e == epoch => *t = table.clone(),
+                _ => tables.push((epoch, table.clone())),
+            }
+        }
+        tables
+    }
+
+    /// The number of epochs completed (stats lines on stderr).
+    fn epochs_done(&self) -> usize {
+        self.stderr.lock().unwrap().matches("stats: epoch=").count()
+    }
+
+    /// Waits until the job has completed `epochs` epochs, or panics after `limit`.
+    fn wait_epochs(&self, epochs: usize, limit: Duration) {
+        let until = Instant::now() + limit;
+        while self.epochs_done() < epochs {
+            assert!(
+                Instant::now() < until,
+                "waited for {epochs} epochs; stderr:\n{}",
+                self.stderr.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGINT, then the exit code and stderr.
+    fn stop(mut self) -> (Option<i32>, String) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        self.wait()
+    }
+
+    fn wait(&mut self) -> (Option<i32>, String) {
+        let until = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(50));
+                return (status.code(), self.stderr.lock().unwrap().clone());
+            }
+            if Instant::now() > until {
+                let _ = self.child.kill();
+                panic!(
+                    "the job did not end; stderr:\n{}",
+                    self.stderr.lock().unwrap()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A random transaction: order inserts, updates (some changing the key), deletes, code
+/// corrections, codes that arrive late or vanish.
+fn random_transaction(rng: &mut StdRng, next_id: &mut i64) -> String {
+    let mut sql = String::from("BEGIN;");
+    for _ in 0..rng.random_range(1..6) {
+        let id = rng.random_range(1..*next_id.max(&mut 2));
+        let code = ["A10", "B25", "C50", "LATE15", "NONE", ""][rng.random_range(0..6)];
+        let subtotal = format!(
+            "{}.{:02}",
+            rng.random_range(0..300),
+            rng.random_range(0..100)
+        );
+        let statement = match rng.random_range(0..9) {
+            0..=2 => {
+                *next_id += 1;
+                format!(
+                    "INSERT INTO orders VALUES ({}, '2026-11-03 10:15:30.125+00', 1, {}, {subtotal}, NULLIF('{code}', ''), NULL);",
+                    *next_id,
+                    rng.random_range(0..9)
+                )
+            }
+            3 => format!("UPDATE orders SET order_subtotal = {subtotal}, discount_code = NULLIF('{code}', '') WHERE id = {id};"),
+            4 => {
+                *next_id += 1;
+                format!("UPDATE orders SET id = {} WHERE id = {id};", *next_id)
+            }
+            5 => format!("DELETE FROM orders WHERE id = {id};"),
+            6 => format!(
+                "INSERT INTO discount_codes VALUES ('{}', {}) ON CONFLICT (code) DO UPDATE SET percentage = EXCLUDED.percentage;",
+                ["A10", "B25", "C50", "LATE15"][rng.random_range(0..4)],
+                ["5", "10", "15", "20", "33.333333", "50"][rng.random_range(0..6)]
+            ),
+            7 => "DELETE FROM discount_codes WHERE code = 'LATE15';".to_string(),
+            _ => format!("UPDATE orders SET item_ct = item_ct + 1 WHERE id % 3 = {};", id % 3),
+        };
+        sql.push_str(&statement);
+    }
+    sql.push_str("COMMIT;");
+    sql
+}
+
+/// Every epoch's table is the database's result after some whole transaction, in
+/// order, and the last is the result now.
+fn random_transactions_at(workers: &str, seed: u64) {
+    let server = server_with_tables();
+    let work = Workdir::new("pg-random");
+    let mut states = vec![database_table(&server)];
+    let job = LiveJob::start(&work, &server.url("postgres"), &["-w", workers]);
+    job.wait_epochs(1, Duration::from_secs(60));
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut next_id = 3;
+    for _ in 0..40 {
+        server.psql("postgres", &random_transaction(&mut rng, &mut next_id));
+        states.push(database_table(&server));
+    }
+    // Quiet: the last state must arrive.
+    let last = states.last().unwrap().clone();
+    let arrived = server.wait_for(Duration::from_secs(30), || {
+        job.tables().last().map(|(_, t)| t) == Some(&last)
+    });
+    let tables = job.tables();
+    let (code, stderr) = job.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        arrived,
+        "final table {:?}, expected {last:?}\n{stderr}",
+        tables.last()
+    );
+    let mut at = 0;
+    for (epoch, table) in &tables {
+        let found = states[at..].iter().position(|s| s == table);
+        assert!(
+            found.is_some(),
+            "epoch {epoch} shows a table the database never had after a transaction: {table:?}"
+        );
+        at += found.unwrap();
+    }
+    // A changelog records only epochs that changed the result, but no epoch is lost.
+    assert!(stderr.contains("transactions="), "{stderr}");
+}
+
+#[test]
+fn random_transactions_match_the_database_after_every_epoch_one_worker() {
+    random_transactions_at("1", 7);
+}
+
+#[test]
+fn random_transactions_match_the_database_after_every_epoch_two_workers() {
+    random_transactions_at("2", 8);
+}
+
+/// Orders written while the snapshot is taken are counted once: in the snapshot or in
+/// the stream, never both, never neither.
+#[test]
+fn writes_during_the_snapshot_are_neither_lost_nor_doubled() {
+    let server = server_with_tables();
+    server.psql(
+        "postgres",
+        "INSERT INTO orders SELECT g, NULL, 1, 1, 1.5, 'A10', NULL FROM generate_series(10, 60000) g;",
+    );
+    let work = Workdir::new("pg-during");
+    let job = LiveJob::start(&work, &server.url("postgres"), &["-w", "2"]);
+    // Writes start with the job and go on while its workers copy.
+    for batch in 0..30 {
+        let low = 100_000 + batch * 10;
+        server.psql(
+            "postgres",
+            &format!(
+                "INSERT INTO orders SELECT g, NULL, 1, 2, 3, 'B25', NULL FROM generate_series({low}, {}) g; \
+                 DELETE FROM orders WHERE id = {};",
+                low + 9,
+                10 + batch
+            ),
+        );
+    }
+    let expected = database_table(&server);
+    let arrived = server.wait_for(Duration::from_secs(60), || {
+        job.tables().last().map(|(_, t)| t) == Some(&expected)
+    });
+    let tables = job.tables();
+    let (code, stderr) = job.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        arrived,
+        "got {:?}, expected {expected:?}\n{stderr}",
+        tables.last()
+    );
+}
+
+/// One transaction moves orders between codes and corrects a percentage: no epoch shows
+/// the middle of it.
+#[test]
+fn a_transaction_is_applied_whole() {
+    let server = server_with_tables();
+    let work = Workdir::new("pg-atomic");
+    let before = database_table(&server);
+    let job = LiveJob::start(&work, &server.url("postgres"), &[]);
+    job.wait_epochs(1, Duration::from_secs(60));
+    server.psql(
+        "postgres",
+        "BEGIN; UPDATE orders SET discount_code = 'B25' WHERE id = 1;
+         UPDATE discount_codes SET percentage = 30 WHERE code = 'B25';
+         DELETE FROM orders WHERE id = 3; INSERT INTO discount_codes VALUES ('D5', 5);
+         UPDATE orders SET discount_code = 'D5' WHERE id = 2; COMMIT;",
+    );
+    let after = database_table(&server);
+    job.wait_epochs(2, Duration::from_secs(30));
+    let tables = job.tables();
+    let (code, stderr) = job.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    let shown: Vec<&Table> = tables.iter().map(|(_, t)| t).collect();
+    assert_eq!(shown, [&before, &after], "{stderr}");
+    assert!(
+        stderr.contains("epoch=1 rows=5 ") && stderr.contains("transactions=1"),
+        "{stderr}"
+    );
+}
+
+/// The recipe's connector never sees a DELETE; this job does.
+#[test]
+fn a_delete_is_seen() {
+    let server = server_with_tables();
+    let work = Workdir::new("pg-delete");
+    let job = LiveJob::start(&work, &server.url("postgres"), &[]);
+    job.wait_epochs(1, Duration::from_secs(60));
+    server.psql(
+        "postgres",
+        "DELETE FROM orders WHERE discount_code = 'B25';",
+    );
+    job.wait_epochs(2, Duration::from_secs(30));
+    let tables = job.tables();
+    let (code, stderr) = job.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(tables[0].1.contains_key("25"), "{tables:?}");
+    assert!(!tables[1].1.contains_key("25"), "{tables:?}");
+    assert_eq!(tables[1].1, database_table(&server));
+}
+
+#[test]
+fn a_bad_row_fails_the_run_or_is_skipped_into_the_rejects() {
+    let server = server_with_tables();
+    server.psql(
+        "postgres",
+        "ALTER TABLE orders ALTER order_subtotal TYPE numeric;",
+    );
+    let work = Workdir::new("pg-bad");
+    // Skipped: the rest of the transaction applies, the row is in the rejects file.
+    let job = LiveJob::start(
+        &work,
+        &server.url("postgres"),
+        &["--bad-rows", "skip", "--rejects", "rejects.csv"],
+    );
+    job.wait_epochs(1, Duration::from_secs(60));
+    server.psql(
+        "postgres",
+        "BEGIN; INSERT INTO orders VALUES (50, NULL, 1, 1, 1.1234567, 'A10', NULL); \
+         INSERT INTO orders VALUES (51, NULL, 1, 4, 8, 'A10', NULL); COMMIT;",
+    );
+    job.wait_epochs(2, Duration::from_secs(30));
+    let (code, stderr) = job.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    let rejects = work.read("rejects.csv");
+    assert!(rejects.contains("orders id=50 (LSN "), "{rejects}");
+    assert!(rejects.contains("order_subtotal"), "{rejects}");
+    assert!(
+        rejects.contains("7 fractional digits, at most 6 are accepted"),
+        "{rejects}"
+    );
+
+    // Failing: one line naming table, key, column and LSN; nothing of it applied.
+    server.psql("postgres", "DELETE FROM orders WHERE id IN (50, 51);");
+    let mut job = LiveJob::start(&work, &server.url("postgres"), &[]);
+    job.wait_epochs(1, Duration::from_secs(60));
+    server.psql(
+        "postgres",
+        "INSERT INTO orders VALUES (52, NULL, 1, 1, 0.0000001, 'A10', NULL);",
+    );
+    let (code, stderr) = job.wait();
+    assert_eq!(code, Some(1), "{stderr}");
+    let error = stderr
+        .lines()
+        .find(|l| l.starts_with("discounting:"))
+        .unwrap();
+    assert!(
+        error.starts_with("discounting: orders id=52 (LSN ")
+            && error.contains("column order_subtotal"),
+        "{stderr}"
+    );
+    assert_eq!(job.tables().len(), 1, "the bad epoch printed nothing");
+}
+
+/// Runs the job against a database that cannot be used and returns its one error line.
+fn refused(url: &str) -> String {
+    let work = Workdir::new("pg-fault");
+    let started = Instant::now();
+    let stderr = work.stderr_of_failure(&["run", "--postgres", url]);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line: {stderr}");
+    lines[0].to_string()
+}
+
+#[test]
+fn faults_are_one_clear_line_and_exit_1() {
+    let server = server_with_tables();
+    let port = server.port;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let error = refused(&format!("postgres://postgres@127.0.0.1:{closed}/postgres"));
+    assert!(
+        error.contains("cannot connect to postgres://postgres@127.0.0.1"),
+        "{error}"
+    );
+    let error = refused(&format!(
+        "postgres://postgres:wrong@127.0.0.1:{port}/postgres"
+    ));
+    assert!(error.contains("password authentication failed"), "{error}");
+    assert!(
+        !error.contains("wrong"),
+        "the password is not shown: {error}"
+    );
+
+    server.psql("postgres", "CREATE DATABASE empty;");
+    let error = refused(&server.url("empty"));
+    assert!(
+        error.contains("table discount_codes does not exist"),
+        "{error}"
+    );
+
+    server.psql("postgres", "CREATE DATABASE nocol; ");
+    server.psql("nocol", "CREATE TABLE discount_codes (code text PRIMARY KEY, pct numeric); CREATE TABLE orders (id int PRIMARY KEY);");
+    let error = refused(&server.url("nocol"));
+    assert!(
+        error.contains("table discount_codes has no column percentage"),
+        "{error}"
+    );
+
+    server.psql("postgres", "CREATE DATABASE nokey;");
+    server.psql(
+        "nokey",
+        &SCHEMA.replace("code text PRIMARY KEY", "code text"),
+    );
+    let error = refused(&server.url("nokey"));
+    assert!(
+        error.contains("table discount_codes has no primary key")
+            && error.contains("ADD PRIMARY KEY (code)"),
+        "{error}"
+    );
+
+    server.psql("postgres", "CREATE ROLE plain LOGIN PASSWORD 'pw'; GRANT SELECT ON ALL TABLES IN SCHEMA public TO plain;");
+    let error = refused(&format!("postgres://plain:pw@127.0.0.1:{port}/postgres"));
+    assert!(
+        error.contains("user plain may not read the replication stream")
+            && error.contains("WITH REPLICATION"),
+        "{error}"
+    );
+
+    server.psql("postgres", "CREATE ROLE replicator LOGIN REPLICATION PASSWORD 'pw'; GRANT SELECT ON ALL TABLES IN SCHEMA public TO replicator;");
+    let error = refused(&format!(
+        "postgres://replicator:pw@127.0.0.1:{port}/postgres"
+    ));
+    assert!(
+        error.contains("publication discounting does not exist and this user cannot create it")
+            && error.contains(
+                "CREATE PUBLICATION \"discounting\" FOR TABLE public.discount_codes, public.orders"
+            ),
+        "{error}"
+    );
+
+    let replica = PgServer::start_with("replica");
+    replica.psql("postgres", SCHEMA);
+    let error = refused(&replica.url("postgres"));
+    assert!(
+        error.contains("wal_level is 'replica'") && error.contains("wal_level = logical"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_truncate_ends_the_run_with_a_clear_error() {
+    let server = server_with_tables();
+    let work = Workdir::new("pg-truncate");
+    let mut job = LiveJob::start(&work, &server.url("postgres"), &[]);
+    job.wait_epochs(1, Duration::from_secs(60));
+    server.psql("postgres", "TRUNCATE orders;");
+    let (code, stderr) = job.wait();
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("table orders was truncated"), "{stderr}");
+}
+
+/// The server stopped at once mid-stream: a clear error within a bounded time, and
+/// nothing half applied; the temporary slot is gone with the server's restart.
+#[test]
+fn the_server_killed_mid_stream_is_a_clear_error() {
+    let server = server_with_tables();
+    let work = Workdir::new("pg-killed");
+    let mut job = LiveJob::start(&work, &server.url("postgres"), &[]);
+    job.wait_epochs(1, Duration::from_secs(60));
+    server.kill();
+    let started = Instant::now();
+    let (code, stderr) = job.wait();
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert!(stderr.contains("replication stream"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// A named slot is kept while the job runs, its position acknowledged as epochs
+/// complete; a restart takes a fresh snapshot and gives exactly the database's result.
+#[test]
+fn a_named_slot_is_acknowledged_and_a_restart_is_exact() {
+    let server = server_with_tables();
+    let work = Workdir::new("pg-slot");
+    let job = LiveJob::start(
+        &work,
+        &server.url("postgres"),
+        &["--slot", "discounting_test"],
+    );
+    job.wait_epochs(1, Duration::from_secs(60));
+    server.psql(
+        "postgres",
+        "INSERT INTO orders VALUES (9, NULL, 1, 1, 9, 'C50', NULL);",
+    );
+    job.wait_epochs(2, Duration::from_secs(30));
+    let acknowledged = server.wait_for(Duration::from_secs(10), || {
+        server.psql(
+            "postgres",
+            "SELECT confirmed_flush_lsn >= pg_current_wal_lsn() - 1000000 FROM pg_replication_slots WHERE slot_name = 'discounting_test'",
+        ).trim() == "t"
+    });
+    let (code, stderr) = job.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(acknowledged);
+    // Changes while the job is down, then a restart.
+    server.psql("postgres", "DELETE FROM orders WHERE id = 9; UPDATE discount_codes SET percentage = 20 WHERE code = 'A10';");
+    let job = LiveJob::start(
+        &work,
+        &server.url("postgres"),
+        &["--slot", "discounting_test"],
+    );
+    job.wait_epochs(1, Duration::from_secs(60));
+    let tables = job.tables();
+    let (code, stderr) = job.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(tables[0].1, database_table(&server));
+    assert_eq!(
+        server
+            .psql("postgres", "SELECT count(*) FROM pg_replication_slots")
+            .trim(),
+        "1"
+    );
+}
