@@ -131,21 +131,17 @@ fn pgpass_password(host: &str, port: u16, dbname: &str, user: &str) -> Option<St
 }
 
 fn pgpass_fields(line: &str) -> Vec<String> {
-    let mut fields = vec![String::new()];
+    let mut fields = Vec::new();
+    let mut field = String::new();
     let mut chars = line.chars();
     while let Some(c) = chars.next() {
         match c {
-            '\\' => {
-                if let Some(escaped) = chars.next() {
-                    fields.last_mut().map(|f| f.push(escaped));
-                }
-            }
-            ':' => fields.push(String::new()),
-            _ => {
-                fields.last_mut().map(|f| f.push(c));
-            }
+            '\\' => field.extend(chars.next()),
+            ':' => fields.push(std::mem::take(&mut field)),
+            _ => field.push(c),
         }
     }
+    fields.push(field);
     fields
 }
 
