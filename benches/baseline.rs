@@ -138,6 +138,8 @@ impl Baseline {
                 self.apply_code(code, percentage_micros);
                 None
             }
+            // Files never truncate; only a database does.
+            Change::Truncate { .. } => None,
         }
     }
 

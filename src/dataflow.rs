@@ -24,7 +24,7 @@ use timely::dataflow::operators::{Exchange, Inspect, Probe};
 use timely::dataflow::{InputHandleVec, Scope};
 
 use crate::model::{
-    Change, Code, Epoch, Keyed, Order, OrderAmounts, OrderId, Position, Sums, UpsertCounters,
+    Change, Code, Epoch, Keyed, Order, OrderAmounts, OrderId, Position, Sums, Table, UpsertCounters,
 };
 use crate::upsert::{upsert, upsert_order_sums};
 
@@ -40,6 +40,9 @@ pub struct Inputs {
     codes: UpsertInput<Code, i64>,
     orders: UpsertInput<OrderId, OrderAmounts>,
     order_rows: Option<UpsertInput<OrderId, Order>>,
+    /// The positions of truncates of each table (rare: a database's TRUNCATE).
+    code_truncates: InputHandleVec<Epoch, Position>,
+    order_truncates: InputHandleVec<Epoch, Position>,
 }
 
 /// An input of keyed changes.
@@ -52,6 +55,8 @@ impl Inputs {
             codes: InputHandleVec::new(),
             orders: InputHandleVec::new(),
             order_rows: with_enriched.then(InputHandleVec::new),
+            code_truncates: InputHandleVec::new(),
+            order_truncates: InputHandleVec::new(),
         }
     }
 
@@ -68,6 +73,12 @@ impl Inputs {
                 }
                 self.orders.send((id, position, amounts));
             }
+            Change::Truncate {
+                table: Table::DiscountCodes,
+            } => self.code_truncates.send(position),
+            Change::Truncate {
+                table: Table::Orders,
+            } => self.order_truncates.send(position),
         }
     }
 
@@ -78,6 +89,8 @@ impl Inputs {
         if let Some(rows) = self.order_rows.as_mut() {
             rows.advance_to(epoch);
         }
+        self.code_truncates.advance_to(epoch);
+        self.order_truncates.advance_to(epoch);
     }
 }
 
@@ -97,13 +110,17 @@ pub struct Outputs {
 pub fn build(scope: Scope<'_, Epoch>, inputs: &mut Inputs) -> Outputs {
     let code_counters = Rc::new(RefCell::new(UpsertCounters::default()));
     let order_counters = Rc::new(RefCell::new(UpsertCounters::default()));
+    let code_truncates = inputs.code_truncates.to_stream(scope);
+    let order_truncates = inputs.order_truncates.to_stream(scope);
     let codes = upsert(
         inputs.codes.to_stream(scope),
+        code_truncates,
         "UpsertCodes",
         Rc::clone(&code_counters),
     );
     let orders = inputs.orders.to_stream(scope);
-    let sums_by_code = upsert_order_sums(orders, Rc::clone(&order_counters));
+    let sums_by_code =
+        upsert_order_sums(orders, order_truncates.clone(), Rc::clone(&order_counters));
 
     let codes_by_code = codes.arrange_by_key();
     let sums_by_percentage = sums_by_code
@@ -119,12 +136,17 @@ pub fn build(scope: Scope<'_, Epoch>, inputs: &mut Inputs) -> Outputs {
     // asked for (its counts would repeat the first one's).
     let enriched = inputs.order_rows.as_mut().map(|rows| {
         let ignored = Rc::new(RefCell::new(UpsertCounters::default()));
-        let enriched_orders = upsert(rows.to_stream(scope), "UpsertOrderRows", ignored)
-            .filter(|(_, order)| !order.discount_code.is_empty())
-            .map(|(id, order)| (order.discount_code.clone(), (id, order)))
-            .join_core(codes_by_code, |_code, (id, order), &percentage| {
-                Some((*id, order.clone(), percentage))
-            });
+        let enriched_orders = upsert(
+            rows.to_stream(scope),
+            order_truncates,
+            "UpsertOrderRows",
+            ignored,
+        )
+        .filter(|(_, order)| !order.discount_code.is_empty())
+        .map(|(id, order)| (order.discount_code.clone(), (id, order)))
+        .join_core(codes_by_code, |_code, (id, order), &percentage| {
+            Some((*id, order.clone(), percentage))
+        });
         gather_at_worker_zero(enriched_orders.inner, &probe)
     });
 

@@ -99,6 +99,13 @@ impl<K: Ord, V> Batch<K, V> {
         self.lanes.iter().map(|l| l.len).sum::<usize>() + self.overflow.len
     }
 
+    /// Only the changes after `position` (those a truncate there leaves standing).
+    pub fn after(self, position: Position) -> Batch<K, V> {
+        let mut kept = Batch::default();
+        kept.extend(self.into_sorted().filter(|change| change.1 > position));
+        kept
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -308,6 +315,14 @@ impl<K: Ord + Hash + Clone, V: PartialEq + Clone> KeyedTable<K, V> {
         }
         epoch_counts.missing_deletes += missing_deletes;
         counters.add(&epoch_counts);
+    }
+
+    /// Empties the table, calling `removed(key, row)` for every row it held.
+    pub fn truncate(&mut self, mut removed: impl FnMut(&K, V)) {
+        self.compact();
+        for (key, row) in std::mem::take(&mut self.run).into_rows() {
+            removed(&key, row);
+        }
     }
 
     /// Merges the recent changes into the run.
@@ -534,5 +549,39 @@ mod tests {
             assert_eq!(reported, expected);
             assert_eq!(rows_in(&table), model.len());
         }
+    }
+
+    #[test]
+    fn a_truncate_removes_every_row_once() {
+        let mut table: KeyedTable<u64, u64> = KeyedTable::default();
+        let mut counters = UpsertCounters::default();
+        let mut batch = Batch::default();
+        batch.extend((0..100).map(|k| (k, k, Some(k * 10))));
+        table.apply(batch, &mut counters, |_, _, _| {});
+        let mut batch = Batch::default();
+        batch.extend([(5, 200, Some(1)), (500, 201, Some(2))]);
+        table.apply(batch, &mut counters, |_, _, _| {});
+        let mut removed = Vec::new();
+        table.truncate(|key, row| removed.push((*key, row)));
+        removed.sort();
+        let mut expected: Vec<(u64, u64)> = (0..100).map(|k| (k, k * 10)).collect();
+        expected[5].1 = 1;
+        expected.push((500, 2));
+        assert_eq!(removed, expected);
+        let mut batch = Batch::default();
+        batch.extend([(5, 300, None), (7, 301, Some(3))]);
+        let mut changed = Vec::new();
+        table.apply(batch, &mut counters, |key, old, new| {
+            changed.push((*key, old, new.copied()))
+        });
+        assert_eq!(changed, [(7, None, Some(3))]);
+    }
+
+    #[test]
+    fn changes_after_a_position_are_kept() {
+        let mut batch: Batch<u64, u64> = Batch::default();
+        batch.extend([(1, 10, Some(1)), (2, 30, Some(2)), (1, 40, Some(3))]);
+        let kept: Vec<_> = batch.after(20).into_sorted().collect();
+        assert_eq!(kept, [(1, 40, Some(3)), (2, 30, Some(2))]);
     }
 }

@@ -69,7 +69,7 @@ impl Table {
     }
 }
 
-/// One upsert (`Some`) or delete (`None`) of one key.
+/// One upsert (`Some`) or delete (`None`) of one key, or a whole table emptied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     Code {
@@ -79,6 +79,11 @@ pub enum Change {
     Order {
         id: OrderId,
         row: Option<Order>,
+    },
+    /// Every row of the table is deleted (a database's TRUNCATE); changes after it in
+    /// the same epoch (greater positions) still apply.
+    Truncate {
+        table: Table,
     },
 }
 

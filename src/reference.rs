@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 
 use crate::input::{BadRows, InputError, Share};
 use crate::model::Sums;
-use crate::model::{Change, Code, Order, OrderId};
+use crate::model::{Change, Code, Order, OrderId, Table};
 use crate::result::{diff_rows, rows_of, ChangeRow, ResultRow};
 use crate::run::{EnrichedChange, Job};
 use crate::source::{EpochSource, WithSource};
@@ -53,6 +53,12 @@ impl Reference {
             Change::Order { id, row: None } => {
                 self.orders.remove(&id);
             }
+            Change::Truncate {
+                table: Table::DiscountCodes,
+            } => self.codes.clear(),
+            Change::Truncate {
+                table: Table::Orders,
+            } => self.orders.clear(),
         }
     }
 

@@ -21,13 +21,14 @@ use std::num::NonZeroU32;
 use std::rc::Rc;
 
 use differential_dataflow::{AsCollection, ExchangeData, Hashable, VecCollection};
-use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::vec::Broadcast;
+use timely::dataflow::operators::{Capability, InputCapability};
 use timely::dataflow::StreamVec;
 
 use crate::keyed_table::{Batch, KeyedTable};
-use crate::model::{Code, Epoch, OrderAmounts, OrderId, Sums};
+use crate::model::{Code, Epoch, OrderAmounts, OrderId, Position, Sums};
 
 pub use crate::model::{Keyed, UpsertCounters};
 
@@ -42,6 +43,8 @@ trait UpsertLogic<K, V> {
     /// An update sent on.
     type Update;
     fn arrive(&mut self, value: V) -> Self::Stored;
+    /// Empties the table: every row it held is retracted.
+    fn truncate(&mut self, epoch: Epoch, updates: &mut Vec<Self::Update>);
     fn apply(
         &mut self,
         epoch: Epoch,
@@ -54,12 +57,16 @@ trait UpsertLogic<K, V> {
 struct Pending<K, S> {
     capability: Capability<Epoch>,
     batch: Batch<K, S>,
+    /// The position of the epoch's last truncate, if it has one.
+    truncated_at: Option<Position>,
 }
 
 /// The operator shell: exchanges changes by key, holds each epoch's until the epoch is
-/// complete, then hands them to `logic`.
+/// complete, then hands them to `logic`. Truncates reach every worker: each empties its
+/// part, after dropping the epoch's changes that came before the truncate.
 fn upsert_operator<'scope, K, V, L, D, R>(
     stream: StreamVec<'scope, Epoch, Keyed<K, V>>,
+    truncates: StreamVec<'scope, Epoch, Position>,
     name: &str,
     mut logic: L,
 ) -> VecCollection<'scope, Epoch, D, R>
@@ -71,29 +78,40 @@ where
     R: Clone + 'static,
 {
     let by_key = Exchange::new(|(key, _, _): &Keyed<K, V>| key.hashed());
+    let truncates = truncates.broadcast();
     stream
-        .unary_frontier(by_key, name, move |_initial, _info| {
+        .binary_frontier(truncates, by_key, Pipeline, name, move |_initial, _info| {
             let mut pending: BTreeMap<Epoch, Pending<K, L::Stored>> = BTreeMap::new();
             let mut updates = Vec::new();
-            move |(input, frontier), output| {
-                input.for_each(|capability, changes| {
-                    if let Some(held) = capability.retain_least(0) {
-                        let epoch = *held.time();
-                        let waiting = pending.entry(epoch).or_insert_with(|| Pending {
-                            capability: held,
-                            batch: Batch::default(),
-                        });
+            move |(changes_in, changes_frontier), (truncates_in, truncates_frontier), output| {
+                changes_in.for_each(|capability, changes| {
+                    if let Some(waiting) = waiting_at(&mut pending, capability) {
                         let arrived = changes.drain(..).map(|(key, position, value)| {
                             (key, position, value.map(|v| logic.arrive(v)))
                         });
                         waiting.batch.extend(arrived);
                     }
                 });
+                truncates_in.for_each(|capability, positions: &mut Vec<Position>| {
+                    if let Some(waiting) = waiting_at(&mut pending, capability) {
+                        let last = positions.drain(..).max();
+                        waiting.truncated_at = waiting.truncated_at.max(last);
+                    }
+                });
                 while let Some(entry) = pending.first_entry() {
-                    if frontier.less_equal(entry.key()) {
+                    let epoch = entry.key();
+                    if changes_frontier.less_equal(epoch) || truncates_frontier.less_equal(epoch) {
                         break;
                     }
-                    let Pending { capability, batch } = entry.remove();
+                    let Pending {
+                        capability,
+                        mut batch,
+                        truncated_at,
+                    } = entry.remove();
+                    if let Some(position) = truncated_at {
+                        batch = batch.after(position);
+                        logic.truncate(*capability.time(), &mut updates);
+                    }
                     logic.apply(*capability.time(), batch, &mut updates);
                     output.session(&capability).give_iterator(updates.drain(..));
                 }
@@ -102,10 +120,25 @@ where
         .as_collection()
 }
 
+/// The epoch's pending changes, made on first use, for input at `capability`.
+fn waiting_at<K, S>(
+    pending: &mut BTreeMap<Epoch, Pending<K, S>>,
+    capability: InputCapability<Epoch>,
+) -> Option<&mut Pending<K, S>> {
+    let held = capability.retain_least(0)?;
+    let epoch = *held.time();
+    Some(pending.entry(epoch).or_insert_with(|| Pending {
+        capability: held,
+        batch: Batch::default(),
+        truncated_at: None,
+    }))
+}
+
 /// An upsert table sent on as rows: the retraction of each replaced value and the
 /// insertion of each new one.
 pub fn upsert<'scope, K, V>(
     stream: StreamVec<'scope, Epoch, Keyed<K, V>>,
+    truncates: StreamVec<'scope, Epoch, Position>,
     name: &str,
     counters: Rc<RefCell<UpsertCounters>>,
 ) -> VecCollection<'scope, Epoch, (K, V), i128>
@@ -117,7 +150,7 @@ where
         table: KeyedTable::default(),
         counters,
     };
-    upsert_operator(stream, name, logic)
+    upsert_operator(stream, truncates, name, logic)
 }
 
 struct Rows<K, V> {
@@ -131,6 +164,11 @@ impl<K: Hash + Eq + Ord + Clone, V: PartialEq + Clone> UpsertLogic<K, V> for Row
 
     fn arrive(&mut self, value: V) -> V {
         value
+    }
+
+    fn truncate(&mut self, epoch: Epoch, updates: &mut Vec<Self::Update>) {
+        self.table
+            .truncate(|key, row| updates.push(((key.clone(), row), epoch, -1)));
     }
 
     fn apply(&mut self, epoch: Epoch, changes: Batch<K, V>, updates: &mut Vec<Self::Update>) {
@@ -198,6 +236,7 @@ impl Interner {
 /// later upsert may give them one) but never counted.
 pub fn upsert_order_sums<'scope>(
     stream: StreamVec<'scope, Epoch, Keyed<OrderId, OrderAmounts>>,
+    truncates: StreamVec<'scope, Epoch, Position>,
     counters: Rc<RefCell<UpsertCounters>>,
 ) -> VecCollection<'scope, Epoch, (Code, ()), Sums> {
     let logic = OrderSums {
@@ -207,7 +246,7 @@ pub fn upsert_order_sums<'scope>(
         touched: Vec::new(),
         counters,
     };
-    upsert_operator(stream, "UpsertOrderSums", logic)
+    upsert_operator(stream, truncates, "UpsertOrderSums", logic)
 }
 
 struct OrderSums {
@@ -232,6 +271,14 @@ impl UpsertLogic<OrderId, OrderAmounts> for OrderSums {
         }
     }
 
+    fn truncate(&mut self, epoch: Epoch, updates: &mut Vec<Self::Update>) {
+        let (deltas, touched) = (&mut self.deltas, &mut self.touched);
+        deltas.resize(self.interner.codes.len(), (0, 0, 0));
+        self.table
+            .truncate(|_, facts| add_facts(deltas, touched, &facts, -1));
+        self.send_deltas(epoch, updates);
+    }
+
     fn apply(
         &mut self,
         epoch: Epoch,
@@ -242,19 +289,36 @@ impl UpsertLogic<OrderId, OrderAmounts> for OrderSums {
         let (deltas, touched) = (&mut self.deltas, &mut self.touched);
         deltas.resize(self.interner.codes.len(), (0, 0, 0));
         self.table.apply(changes, &mut counters, |_, old, new| {
-            for (facts, sign) in [(old.as_ref(), -1i128), (new, 1)] {
-                if let Some((facts, code)) = facts.and_then(|f| Some((f, f.code.index()?))) {
-                    let sums = &mut deltas[code];
-                    if *sums == (0, 0, 0) {
-                        touched.push(code);
-                    }
-                    sums.0 += sign;
-                    sums.1 += sign * i128::from(facts.item_ct);
-                    sums.2 += sign * i128::from(facts.subtotal_micros);
-                }
+            if let Some(old) = &old {
+                add_facts(deltas, touched, old, -1);
+            }
+            if let Some(new) = new {
+                add_facts(deltas, touched, new, 1);
             }
         });
-        for code in touched.drain(..) {
+        drop(counters);
+        self.send_deltas(epoch, updates);
+    }
+}
+
+/// Adds an order's facts, with `sign`, to its code's change of sums.
+fn add_facts(deltas: &mut [Sums], touched: &mut Vec<usize>, facts: &OrderFacts, sign: i128) {
+    if let Some(code) = facts.code.index() {
+        let sums = &mut deltas[code];
+        if *sums == (0, 0, 0) {
+            touched.push(code);
+        }
+        sums.0 += sign;
+        sums.1 += sign * i128::from(facts.item_ct);
+        sums.2 += sign * i128::from(facts.subtotal_micros);
+    }
+}
+
+impl OrderSums {
+    /// Sends on the epoch's non-zero change of each touched code's sums.
+    fn send_deltas(&mut self, epoch: Epoch, updates: &mut Vec<((Code, ()), Epoch, Sums)>) {
+        let deltas = &mut self.deltas;
+        for code in self.touched.drain(..) {
             let sums = std::mem::take(&mut deltas[code]);
             if sums != (0, 0, 0) {
                 updates.push(((self.interner.codes[code].clone(), ()), epoch, sums));

@@ -24,7 +24,7 @@ use crate::input::{BadRows, InputError, Share, ShareReport};
 use crate::model::{Change, Position, Table};
 use connect::{Database, Tables};
 use rows::Shape;
-use stream::{Stream, Transaction};
+use stream::{RowChange, Stream, Transaction};
 
 pub use connect::quote_ident;
 
@@ -132,7 +132,11 @@ impl PostgresSource {
         for transaction in &self.pending {
             let at = format!("LSN {}", Lsn::from_u64(transaction.end_lsn));
             for change in &transaction.changes {
-                match change.shape.change(change.op, &change.values, &at) {
+                let parsed = match change {
+                    RowChange::Row { shape, op, values } => shape.change(*op, values, &at),
+                    RowChange::Truncate(table) => Ok(Change::Truncate { table: *table }),
+                };
+                match parsed {
                     Ok(parsed) => {
                         position += 1;
                         report.rows += 1;

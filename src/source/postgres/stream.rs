@@ -15,6 +15,7 @@ use tokio::runtime::Runtime;
 use super::connect::{Database, CONNECT_TIMEOUT};
 use super::rows::Shape;
 use crate::input::Op;
+use crate::model::Table;
 
 /// Once a transaction has committed, the stream is drained for at most this long (or
 /// `MAX_CHANGES`) to put more transactions into the same epoch.
@@ -23,13 +24,16 @@ const MAX_CHANGES: usize = 200_000;
 /// How long one wait for the stream lasts before the stop flag is looked at again.
 const POLL: Duration = Duration::from_millis(50);
 
-/// A row change as the stream gave it, parsed only when its epoch is read (so a bad row
-/// follows `--bad-rows`).
+/// A change as the stream gave it: a row, parsed only when its epoch is read (so a bad
+/// row follows `--bad-rows`), or a table emptied.
 #[derive(Debug, Clone)]
-pub struct RowChange {
-    pub shape: Arc<Shape>,
-    pub op: Op,
-    pub values: Vec<Option<String>>,
+pub enum RowChange {
+    Row {
+        shape: Arc<Shape>,
+        op: Op,
+        values: Vec<Option<String>>,
+    },
+    Truncate(Table),
 }
 
 /// A committed transaction: its changes in order, and where its commit ends.
@@ -291,7 +295,7 @@ impl Stream {
                 // An UPDATE that changes the key deletes the old key.
                 if let (Some(old), Some(new), Some(key)) = (&old, &new, key) {
                     if old.get(key) != new.get(key) {
-                        open.changes.push(RowChange {
+                        open.changes.push(RowChange::Row {
                             shape: Arc::clone(&shape),
                             op: Op::Delete,
                             values: old.clone(),
@@ -299,12 +303,12 @@ impl Stream {
                     }
                 }
                 match new {
-                    Some(values) => open.changes.push(RowChange {
+                    Some(values) => open.changes.push(RowChange::Row {
                         shape,
                         op: Op::Upsert,
                         values,
                     }),
-                    None => open.changes.push(RowChange {
+                    None => open.changes.push(RowChange::Row {
                         shape,
                         op: Op::Delete,
                         values: old.ok_or_else(|| bad("a delete without a key"))?,
@@ -317,10 +321,10 @@ impl Stream {
                 for _ in 0..count {
                     let relid = message.u32().ok_or_else(|| bad("truncate"))?;
                     if let Some(shape) = self.relations.get(&relid) {
-                        return Err(format!(
-                            "table {} was truncated (at {wal_start}): TRUNCATE is not followed; restart the job to read a fresh snapshot",
-                            shape.name
-                        ));
+                        let Some(open) = self.open.as_mut() else {
+                            return Err(bad("a truncate outside a transaction"));
+                        };
+                        open.changes.push(RowChange::Truncate(shape.table));
                     }
                 }
             }
