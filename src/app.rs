@@ -1,9 +1,8 @@
 //! Carrying out a plan: run the job, then write what was asked for.
 //!
-//! Output files are written whole to a temporary name beside the target and renamed into
-//! place, so a run that stops early never leaves half a file.
+//! Every output file goes through `output_file`: written whole and renamed into place,
+//! so a run that stops early never leaves half a file, and never written over an input.
 
-use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -15,6 +14,7 @@ use crate::cli::{JobPlan, Plan, Report};
 use crate::generate::Generator;
 use crate::input::{InputError, Reject};
 use crate::output::{self, ChangelogFormat, TableFormat};
+use crate::output_file::{refuse_outputs_that_are_inputs, write_whole, Output};
 use crate::report::{html_report, ReportKind};
 use crate::run::{run_job_observed, EpochOutput, JobOutput, Observer, Quiet};
 
@@ -39,6 +39,7 @@ pub fn execute(plan: &Plan) -> anyhow::Result<()> {
 
 /// Runs the plan's job and writes its outputs. In a cluster only process 0 writes.
 fn run(plan: &JobPlan) -> anyhow::Result<()> {
+    refuse_outputs_that_are_inputs(&outputs(plan), &inputs(plan))?;
     let live = plan.report == Report::Live;
     let observer: Arc<dyn Observer> = if live {
         Arc::new(Live::new(plan))
@@ -56,7 +57,7 @@ fn run(plan: &JobPlan) -> anyhow::Result<()> {
     };
     // A live run has appended each epoch to the changelog already.
     if let (Some(path), false) = (&plan.changes, live) {
-        write_file(path, |out| {
+        write_whole(path, |out| {
             output::write_changelog(out, plan.changes_format, &result.epochs)
         })?;
     }
@@ -66,10 +67,10 @@ fn run(plan: &JobPlan) -> anyhow::Result<()> {
             _ => ReportKind::Run,
         };
         let html = html_report(&result, kind);
-        write_file(path, |out| out.write_all(html.as_bytes()))?;
+        write_whole(path, |out| out.write_all(html.as_bytes()))?;
     }
     if let Some(path) = &plan.enriched {
-        write_file(path, |out| output::write_enriched(out, &result.enriched))?;
+        write_whole(path, |out| output::write_enriched(out, &result.enriched))?;
     }
     let rejects: Vec<Reject> = result
         .epochs
@@ -77,7 +78,7 @@ fn run(plan: &JobPlan) -> anyhow::Result<()> {
         .flat_map(|e| e.rejects.iter().cloned())
         .collect();
     if let Some(path) = &plan.rejects {
-        write_file(path, |out| output::write_rejects(out, &rejects))?;
+        write_whole(path, |out| output::write_rejects(out, &rejects))?;
     }
     if !plan.quiet {
         report_counts(&result, rejects.len());
@@ -118,8 +119,9 @@ struct Live {
     changes: Option<PathBuf>,
     changes_format: ChangelogFormat,
     quiet: bool,
-    /// The changelog, opened (and started afresh) at the first epoch.
-    changelog: Mutex<Option<File>>,
+    /// The changelog, put in place of the previous one with the first epoch, then
+    /// appended to.
+    changelog: Mutex<Option<Output>>,
 }
 
 impl Live {
@@ -154,17 +156,21 @@ impl Observer for Live {
                 .changelog
                 .lock()
                 .map_err(|_| io::Error::other("changelog lock"))?;
+            let mut lines = Vec::new();
             if changelog.is_none() {
-                let mut file = File::create(path)?;
-                output::write_changelog_header(&mut file, self.changes_format)?;
-                *changelog = Some(file);
+                output::write_changelog_header(&mut lines, self.changes_format)?;
             }
-            if let Some(file) = changelog.as_mut() {
-                let mut lines = Vec::new();
-                output::write_changelog_rows(&mut lines, self.changes_format, &epoch.changes)?;
-                file.write_all(&lines)?;
-                file.sync_data()?;
-            }
+            output::write_changelog_rows(&mut lines, self.changes_format, &epoch.changes)?;
+            let written = match changelog.as_mut() {
+                Some(file) => file.write_durably(&lines),
+                None => Output::open(path).and_then(|mut file| {
+                    file.write_durably(&lines)?;
+                    file.finish()?;
+                    *changelog = Some(file);
+                    Ok(())
+                }),
+            };
+            written.map_err(|e| io::Error::other(format!("{e:#}")))?;
         }
         if self.stats {
             output::write_epoch_stats(&mut io::stderr().lock(), epoch)?;
@@ -197,23 +203,26 @@ fn report_counts(result: &JobOutput, rejected: usize) {
     }
 }
 
-/// Writes a file whole: to a temporary name first, renamed into place once complete.
-fn write_file(
-    path: &Path,
-    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
-) -> anyhow::Result<()> {
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(format!(".tmp-{}", std::process::id()));
-    let temporary = Path::new(&temporary);
-    let written = File::create(temporary).and_then(|file| {
-        let mut out = BufWriter::new(file);
-        write(&mut out)?;
-        out.into_inner().map_err(|e| e.into_error())?.sync_all()
-    });
-    written
-        .and_then(|()| std::fs::rename(temporary, path))
-        .inspect_err(|_| {
-            let _ = std::fs::remove_file(temporary);
-        })
-        .with_context(|| format!("cannot write {}", path.display()))
+/// The files the plan writes.
+fn outputs(plan: &JobPlan) -> Vec<&Path> {
+    [
+        &plan.changes,
+        &plan.html_report,
+        &plan.enriched,
+        &plan.rejects,
+    ]
+    .into_iter()
+    .flatten()
+    .map(PathBuf::as_path)
+    .collect()
+}
+
+/// The files the job reads (a followed directory's files are not known yet).
+fn inputs(plan: &JobPlan) -> Vec<&Path> {
+    let job = &plan.job;
+    [&job.codes, &job.orders]
+        .into_iter()
+        .chain(&job.updates)
+        .map(PathBuf::as_path)
+        .collect()
 }

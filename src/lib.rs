@@ -30,6 +30,7 @@ pub mod keyed_table;
 pub mod memory;
 pub mod model;
 pub mod output;
+pub mod output_file;
 pub mod reference;
 pub mod report;
 pub mod result;

@@ -18,6 +18,8 @@ mod follow;
 mod fuzz;
 // Bad files and rows: the error each gets, and that nothing of a bad epoch is written.
 mod errors;
+// Outputs never destroy anything: inputs, devices, FIFOs, symlinks, modes.
+mod outputs;
 // Random epochs against a from-scratch recomputation, at 1, 2 and 4 workers.
 mod oracle;
 mod util;
