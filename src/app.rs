@@ -17,6 +17,7 @@ use crate::output::{self, ChangelogFormat, TableFormat};
 use crate::output_file::{refuse_outputs_that_are_inputs, write_whole, Output};
 use crate::report::{html_report, ReportKind};
 use crate::run::{run_job_observed, EpochOutput, JobOutput, Observer, Quiet};
+use crate::{note, streams};
 
 /// Carries out a plan.
 pub fn execute(plan: &Plan) -> anyhow::Result<()> {
@@ -26,7 +27,7 @@ pub fn execute(plan: &Plan) -> anyhow::Result<()> {
             let generated = Generator::new(spec.clone())
                 .write_all(out)
                 .with_context(|| format!("cannot write into {}", out.display()))?;
-            eprintln!(
+            note!(
                 "discounting: wrote {}, {} and {} update files",
                 generated.codes.display(),
                 generated.orders.display(),
@@ -39,6 +40,9 @@ pub fn execute(plan: &Plan) -> anyhow::Result<()> {
 
 /// Runs the plan's job and writes its outputs. In a cluster only process 0 writes.
 fn run(plan: &JobPlan) -> anyhow::Result<()> {
+    // Both before anything is read: a run whose result would be lost, or that would
+    // write over its own input, does not start.
+    streams::stdout_is_open().context(STDOUT)?;
     refuse_outputs_that_are_inputs(&outputs(plan), &inputs(plan))?;
     let live = plan.report == Report::Live;
     let observer: Arc<dyn Observer> = if live {
@@ -86,9 +90,17 @@ fn run(plan: &JobPlan) -> anyhow::Result<()> {
     if plan.stats {
         // A live run has printed each epoch's line already; the peak comes last.
         let epochs = if live { &[][..] } else { &result.epochs[..] };
-        output::write_stats(&mut io::stderr().lock(), epochs)?;
+        output::write_stats(&mut io::stderr().lock(), epochs)
+            .context("cannot write the stats to stderr")?;
     }
+    write_result(plan, &result).context(STDOUT)
+}
 
+/// What an error writing stdout is prefixed with.
+const STDOUT: &str = "cannot write the result to stdout";
+
+/// The final table (or comparison) on stdout.
+fn write_result(plan: &JobPlan, result: &JobOutput) -> io::Result<()> {
     let mut out = BufWriter::new(io::stdout().lock());
     match plan.report {
         Report::Table => output::write_table(&mut out, &result.table, plan.format)?,
@@ -107,8 +119,7 @@ fn run(plan: &JobPlan) -> anyhow::Result<()> {
             }
         }
     }
-    out.flush()?;
-    Ok(())
+    out.flush()
 }
 
 /// Follow mode's output: each epoch's changes on stdout as it completes, appended to the
@@ -139,18 +150,8 @@ impl Live {
 
 impl Observer for Live {
     fn epoch(&self, epoch: &EpochOutput) -> io::Result<()> {
-        let mut out = io::stdout().lock();
-        match self.format {
-            TableFormat::Table => output::write_epochs_text(&mut out, std::slice::from_ref(epoch))?,
-            TableFormat::Csv => {
-                if epoch.epoch == 0 {
-                    output::write_changelog_header(&mut out, ChangelogFormat::Csv)?;
-                }
-                output::write_changelog_rows(&mut out, ChangelogFormat::Csv, &epoch.changes)?;
-            }
-            TableFormat::Json => output::write_changes_json(&mut out, &epoch.changes)?,
-        }
-        out.flush()?;
+        self.print(epoch)
+            .map_err(|e| io::Error::new(e.kind(), format!("{STDOUT}: {e}")))?;
         if let Some(path) = &self.changes {
             let mut changelog = self
                 .changelog
@@ -180,22 +181,40 @@ impl Observer for Live {
 
     fn skipped(&self, error: &InputError) {
         if !self.quiet {
-            eprintln!("discounting: skipped a bad file: {error}");
+            note!("discounting: skipped a bad file: {error}");
         }
+    }
+}
+
+impl Live {
+    /// An epoch's changes on stdout.
+    fn print(&self, epoch: &EpochOutput) -> io::Result<()> {
+        let mut out = io::stdout().lock();
+        match self.format {
+            TableFormat::Table => output::write_epochs_text(&mut out, std::slice::from_ref(epoch))?,
+            TableFormat::Csv => {
+                if epoch.epoch == 0 {
+                    output::write_changelog_header(&mut out, ChangelogFormat::Csv)?;
+                }
+                output::write_changelog_rows(&mut out, ChangelogFormat::Csv, &epoch.changes)?;
+            }
+            TableFormat::Json => output::write_changes_json(&mut out, &epoch.changes)?,
+        }
+        out.flush()
     }
 }
 
 /// Tells on stderr what changed nothing: rejected rows and deletes of absent keys.
 fn report_counts(result: &JobOutput, rejected: usize) {
     if rejected > 0 {
-        eprintln!("discounting: {rejected} bad rows skipped");
+        note!("discounting: {rejected} bad rows skipped");
     }
     for (table, counters) in [
         ("orders", &result.orders),
         ("discount_codes", &result.codes),
     ] {
         if counters.missing_deletes > 0 {
-            eprintln!(
+            note!(
                 "discounting: {} deletes of {table} keys that were not there (no change)",
                 counters.missing_deletes
             );

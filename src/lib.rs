@@ -35,4 +35,5 @@ pub mod reference;
 pub mod report;
 pub mod result;
 pub mod run;
+pub mod streams;
 pub mod upsert;

@@ -22,4 +22,6 @@ mod errors;
 mod outputs;
 // Random epochs against a from-scratch recomputation, at 1, 2 and 4 workers.
 mod oracle;
+// A full or closed stdout, a full stderr, a reader that goes away.
+mod streams;
 mod util;
