@@ -374,3 +374,47 @@ fn a_killed_run_leaves_the_previous_output_whole() {
         "no temporary file is left after a complete run"
     );
 }
+
+#[test]
+fn a_bad_cell_with_control_characters_is_shown_escaped_on_one_line() {
+    let work = fixture("escaped_cell");
+    work.create(
+        "u.csv",
+        "op,id,customer_id,item_ct,order_subtotal\nupsert,5,1,\"1\n\x1b[31mred\rx\",1\n",
+    );
+    let stderr = work.stderr_of_failure(&run_with(&["u.csv"]));
+    eqnice!(
+        "discounting: u.csv:2: column item_ct: '1\\n\\x1b[31mred\\rx' is not an integer\n",
+        stderr
+    );
+    assert!(!stderr
+        .trim_end_matches('\n')
+        .contains(|c: char| c.is_control()));
+}
+
+#[test]
+fn a_huge_bad_cell_is_cut_in_the_message_and_whole_in_the_rejects() {
+    let work = fixture("huge_cell");
+    let cell = "x".repeat(1 << 20);
+    work.create(
+        "u.csv",
+        &format!("op,id,customer_id,item_ct,order_subtotal\nupsert,5,1,{cell},1\n"),
+    );
+    let stderr = work.stderr_of_failure(&run_with(&["u.csv"]));
+    assert_eq!(stderr.lines().count(), 1);
+    assert!(stderr.len() < 1_000, "{} bytes", stderr.len());
+    assert!(
+        stderr.contains("… (1048576 bytes) is not an integer"),
+        "{stderr}"
+    );
+    work.stdout(&run_with(&[
+        "u.csv",
+        "--bad-rows",
+        "skip",
+        "--rejects",
+        "rejects.csv",
+    ]));
+    assert!(work
+        .read("rejects.csv")
+        .contains(&format!("upsert,5,1,{cell},1")));
+}

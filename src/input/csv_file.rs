@@ -11,6 +11,7 @@ use std::io::{BufReader, Read, Seek, SeekFrom};
 
 use csv::{ByteRecord, ReaderBuilder};
 
+use super::error::quoted;
 use super::layout::{self, Part};
 use super::plain_csv::{PlainRecord, PlainRecords};
 use super::row::{self, CellError, Cells, Column, COLUMN_COUNT};
@@ -234,7 +235,7 @@ fn read_header(file: &mut File, name: &str) -> Result<Header, InputError> {
                 name,
                 line,
                 None,
-                format!("duplicate column '{column_name}'"),
+                format!("duplicate column {}", quoted(&column_name)),
             ));
         }
     }

@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 
+use super::error::quoted;
 use crate::decimal::{self, NumberError};
 use crate::model::{Change, Code, Order, Table, MAX_PERCENTAGE_MICROS};
 
@@ -134,7 +135,7 @@ pub fn read_op(cells: &impl Cells) -> Result<Op, CellError> {
     parse_op(&text).ok_or_else(|| {
         CellError::new(
             Column::Op,
-            format!("unknown op '{text}' (expected upsert or delete, or insert, +, -, c, r, u, d, +I, +U, -U, -D)"),
+            format!("unknown op {} (expected upsert or delete, or insert, +, -, c, r, u, d, +I, +U, -U, -D)", quoted(&text)),
         )
     })
 }
@@ -224,11 +225,11 @@ fn decimal_cell(cells: &impl Cells, column: Column) -> Result<i64, CellError> {
 
 fn number_error(column: Column, text: &str, error: NumberError, what: &str) -> CellError {
     let reason = match error {
-        NumberError::NotANumber => format!("'{text}' is not {what}"),
+        NumberError::NotANumber => format!("{} is not {what}", quoted(text)),
         NumberError::OutOfRange if what == "an integer" => {
-            format!("'{text}' does not fit in 64 bits")
+            format!("{} does not fit in 64 bits", quoted(text))
         }
-        other => format!("'{text}': {other}"),
+        other => format!("{}: {other}", quoted(text)),
     };
     CellError::new(column, reason)
 }
@@ -241,7 +242,7 @@ pub fn parse_timestamp(text: &str) -> Result<i64, String> {
         match text.parse::<i64>() {
             Ok(ms) => return Ok(ms),
             Err(e) if *e.kind() != std::num::IntErrorKind::InvalidDigit => {
-                return Err(format!("'{text}' does not fit in 64 bits"));
+                return Err(format!("{} does not fit in 64 bits", quoted(text)));
             }
             Err(_) => {}
         }
@@ -253,7 +254,8 @@ pub fn parse_timestamp(text: &str) -> Result<i64, String> {
         return Ok(time.and_utc().timestamp_millis());
     }
     Err(format!(
-        "'{text}' is not a timestamp (expected epoch milliseconds, RFC 3339, or YYYY-MM-DD HH:MM:SS[.fff])"
+        "{} is not a timestamp (expected epoch milliseconds, RFC 3339, or YYYY-MM-DD HH:MM:SS[.fff])",
+        quoted(text)
     ))
 }
 
