@@ -418,3 +418,31 @@ fn a_huge_bad_cell_is_cut_in_the_message_and_whole_in_the_rejects() {
         .read("rejects.csv")
         .contains(&format!("upsert,5,1,{cell},1")));
 }
+
+#[test]
+fn order_times_are_those_the_enriched_output_can_write_back() {
+    let work = fixture("order_time_range");
+    work.create(
+        "edges.csv",
+        "op,id,order_time,customer_id,item_ct,order_subtotal,discount_code\n\
+         upsert,5,253402300799999,1,1,1,A\nupsert,6,-62167219200000,1,1,1,A\n",
+    );
+    work.stdout(&run_with(&["edges.csv", "--enriched", "enriched.csv"]));
+    let enriched = work.read("enriched.csv");
+    assert!(
+        enriched.contains(",5,9999-12-31T23:59:59.999Z,"),
+        "{enriched}"
+    );
+    assert!(
+        enriched.contains(",6,0000-01-01T00:00:00.000Z,"),
+        "{enriched}"
+    );
+    work.create(
+        "late.csv",
+        "op,id,order_time,customer_id,item_ct,order_subtotal\nupsert,5,253402300800000,1,1,1\n",
+    );
+    eqnice!(
+        "discounting: late.csv:2: column order_time: '253402300800000' is outside the years 0000 to 9999\n",
+        work.stderr_of_failure(&run_with(&["late.csv"]))
+    );
+}
