@@ -446,3 +446,39 @@ fn order_times_are_those_the_enriched_output_can_write_back() {
         work.stderr_of_failure(&run_with(&["late.csv"]))
     );
 }
+
+#[test]
+fn a_fifo_input_is_refused_with_one_clear_line() {
+    let work = fixture("fifo_input");
+    let status = std::process::Command::new("mkfifo")
+        .arg(work.path("u.csv"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for args in [
+        run_with(&["u.csv"]),
+        vec!["run", "--codes", "codes.csv", "--orders", "u.csv"],
+    ] {
+        let mut child = work
+            .command(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Opening a FIFO with no writer would wait forever: the refusal comes first.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                child.kill().unwrap();
+                panic!("{args:?} waits on the FIFO");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let output = child.wait_with_output().unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        eqnice!(
+            "discounting: u.csv: not a regular file (a pipe or device cannot be read in parallel shares); copy it to a file first\n",
+            String::from_utf8(output.stderr).unwrap()
+        );
+    }
+}
