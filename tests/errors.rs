@@ -482,3 +482,34 @@ fn a_fifo_input_is_refused_with_one_clear_line() {
         );
     }
 }
+
+#[test]
+fn a_cr_only_file_reports_errors_on_their_lines() {
+    let work = fixture("cr_only");
+    // Records ended by a bare CR, as old Mac tools write them; the bad row is line 3.
+    let orders = "id,customer_id,item_ct,order_subtotal,discount_code\r1,1,1,10,A\r2,x,2,20,B\r";
+    work.create("cr.csv", orders);
+    for workers in ["1", "2"] {
+        eqnice!(
+            "discounting: cr.csv:3: column customer_id: 'x' is not an integer\n",
+            work.stderr_of_failure(&[
+                "run",
+                "--codes",
+                "codes.csv",
+                "--orders",
+                "cr.csv",
+                "-w",
+                workers
+            ])
+        );
+    }
+    // The same with a quote in the file (read by csv-core) and CR LF mixed in.
+    work.create(
+        "mixed.csv",
+        "op,id,customer_id,item_ct,order_subtotal,discount_code\r\nupsert,1,1,1,\"10\",A\rupsert,2,1,1,10,A\n\rupsert,3,y,1,1,A\r",
+    );
+    eqnice!(
+        "discounting: mixed.csv:5: column customer_id: 'y' is not an integer\n",
+        work.stderr_of_failure(&run_with(&["mixed.csv"]))
+    );
+}
