@@ -3,8 +3,10 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use discounting::note;
 
 fn main() -> ExitCode {
+    discounting::streams::remember_closed_stdout();
     // timely reports a lost cluster peer by panicking in its network threads, and the
     // panics cascade through the workers (up to a panic during unwinding, which aborts).
     // The run cannot go on, so it ends at the first one, with one line and exit code 1.
@@ -19,13 +21,11 @@ fn main() -> ExitCode {
         if message.starts_with("timely communication error")
             || message.contains("MergeQueue poisoned")
         {
-            eprintln!(
-                "discounting: lost the connection to another process of the cluster ({message})"
-            );
+            note!("discounting: lost the connection to another process of the cluster ({message})");
             std::process::exit(1);
         }
         let thread = std::thread::current();
-        eprintln!(
+        note!(
             "discounting: thread '{}' stopped: {info}",
             thread.name().unwrap_or("unnamed")
         );
@@ -37,7 +37,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("discounting: {error:#}");
+            note!("discounting: {error:#}");
             ExitCode::FAILURE
         }
     }

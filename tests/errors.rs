@@ -374,3 +374,142 @@ fn a_killed_run_leaves_the_previous_output_whole() {
         "no temporary file is left after a complete run"
     );
 }
+
+#[test]
+fn a_bad_cell_with_control_characters_is_shown_escaped_on_one_line() {
+    let work = fixture("escaped_cell");
+    work.create(
+        "u.csv",
+        "op,id,customer_id,item_ct,order_subtotal\nupsert,5,1,\"1\n\x1b[31mred\rx\",1\n",
+    );
+    let stderr = work.stderr_of_failure(&run_with(&["u.csv"]));
+    eqnice!(
+        "discounting: u.csv:2: column item_ct: '1\\n\\x1b[31mred\\rx' is not an integer\n",
+        stderr
+    );
+    assert!(!stderr
+        .trim_end_matches('\n')
+        .contains(|c: char| c.is_control()));
+}
+
+#[test]
+fn a_huge_bad_cell_is_cut_in_the_message_and_whole_in_the_rejects() {
+    let work = fixture("huge_cell");
+    let cell = "x".repeat(1 << 20);
+    work.create(
+        "u.csv",
+        &format!("op,id,customer_id,item_ct,order_subtotal\nupsert,5,1,{cell},1\n"),
+    );
+    let stderr = work.stderr_of_failure(&run_with(&["u.csv"]));
+    assert_eq!(stderr.lines().count(), 1);
+    assert!(stderr.len() < 1_000, "{} bytes", stderr.len());
+    assert!(
+        stderr.contains("… (1048576 bytes) is not an integer"),
+        "{stderr}"
+    );
+    work.stdout(&run_with(&[
+        "u.csv",
+        "--bad-rows",
+        "skip",
+        "--rejects",
+        "rejects.csv",
+    ]));
+    assert!(work
+        .read("rejects.csv")
+        .contains(&format!("upsert,5,1,{cell},1")));
+}
+
+#[test]
+fn order_times_are_those_the_enriched_output_can_write_back() {
+    let work = fixture("order_time_range");
+    work.create(
+        "edges.csv",
+        "op,id,order_time,customer_id,item_ct,order_subtotal,discount_code\n\
+         upsert,5,253402300799999,1,1,1,A\nupsert,6,-62167219200000,1,1,1,A\n",
+    );
+    work.stdout(&run_with(&["edges.csv", "--enriched", "enriched.csv"]));
+    let enriched = work.read("enriched.csv");
+    assert!(
+        enriched.contains(",5,9999-12-31T23:59:59.999Z,"),
+        "{enriched}"
+    );
+    assert!(
+        enriched.contains(",6,0000-01-01T00:00:00.000Z,"),
+        "{enriched}"
+    );
+    work.create(
+        "late.csv",
+        "op,id,order_time,customer_id,item_ct,order_subtotal\nupsert,5,253402300800000,1,1,1\n",
+    );
+    eqnice!(
+        "discounting: late.csv:2: column order_time: '253402300800000' is outside the years 0000 to 9999\n",
+        work.stderr_of_failure(&run_with(&["late.csv"]))
+    );
+}
+
+#[test]
+fn a_fifo_input_is_refused_with_one_clear_line() {
+    let work = fixture("fifo_input");
+    let status = std::process::Command::new("mkfifo")
+        .arg(work.path("u.csv"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for args in [
+        run_with(&["u.csv"]),
+        vec!["run", "--codes", "codes.csv", "--orders", "u.csv"],
+    ] {
+        let mut child = work
+            .command(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Opening a FIFO with no writer would wait forever: the refusal comes first.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                child.kill().unwrap();
+                panic!("{args:?} waits on the FIFO");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let output = child.wait_with_output().unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        eqnice!(
+            "discounting: u.csv: not a regular file (a pipe or device cannot be read in parallel shares); copy it to a file first\n",
+            String::from_utf8(output.stderr).unwrap()
+        );
+    }
+}
+
+#[test]
+fn a_cr_only_file_reports_errors_on_their_lines() {
+    let work = fixture("cr_only");
+    // Records ended by a bare CR, as old Mac tools write them; the bad row is line 3.
+    let orders = "id,customer_id,item_ct,order_subtotal,discount_code\r1,1,1,10,A\r2,x,2,20,B\r";
+    work.create("cr.csv", orders);
+    for workers in ["1", "2"] {
+        eqnice!(
+            "discounting: cr.csv:3: column customer_id: 'x' is not an integer\n",
+            work.stderr_of_failure(&[
+                "run",
+                "--codes",
+                "codes.csv",
+                "--orders",
+                "cr.csv",
+                "-w",
+                workers
+            ])
+        );
+    }
+    // The same with a quote in the file (read by csv-core) and CR LF mixed in.
+    work.create(
+        "mixed.csv",
+        "op,id,customer_id,item_ct,order_subtotal,discount_code\r\nupsert,1,1,1,\"10\",A\rupsert,2,1,1,10,A\n\rupsert,3,y,1,1,A\r",
+    );
+    eqnice!(
+        "discounting: mixed.csv:5: column customer_id: 'y' is not an integer\n",
+        work.stderr_of_failure(&run_with(&["mixed.csv"]))
+    );
+}

@@ -18,10 +18,14 @@ mod follow;
 mod fuzz;
 // Bad files and rows: the error each gets, and that nothing of a bad epoch is written.
 mod errors;
+// Outputs never destroy anything: inputs, devices, FIFOs, symlinks, modes.
+mod outputs;
 // Random epochs against a from-scratch recomputation, at 1, 2 and 4 workers.
 mod oracle;
 // A throwaway PostgreSQL server for the tests that need one.
 mod pg_server;
 // The PostgreSQL source against a real server.
 mod postgres;
+// A full or closed stdout, a full stderr, a reader that goes away.
+mod streams;
 mod util;

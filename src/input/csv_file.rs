@@ -11,6 +11,7 @@ use std::io::{BufReader, Read, Seek, SeekFrom};
 
 use csv::{ByteRecord, ReaderBuilder};
 
+use super::error::quoted;
 use super::layout::{self, Part};
 use super::plain_csv::{PlainRecord, PlainRecords};
 use super::row::{self, CellError, Cells, Column, COLUMN_COUNT};
@@ -46,13 +47,13 @@ pub(super) fn read(
     let layout = match parts {
         Some(parts) => {
             let data_line =
-                1 + layout::newlines_before(file, header.data_start).map_err(io_error)?;
+                1 + layout::newlines_before(file, header.data_start, true).map_err(io_error)?;
             layout::layout(parts, data_line).ok_or_else(|| changed(name))?
         }
         None => layout::scan(file, header.data_start, share.peers, true).map_err(io_error)?,
     };
     if let Some(offset) = layout.unclosed_quote {
-        let line = 1 + layout::newlines_before(file, offset).map_err(io_error)?;
+        let line = 1 + layout::newlines_before(file, offset, true).map_err(io_error)?;
         return Err(InputError::at(
             name,
             line,
@@ -70,18 +71,18 @@ pub(super) fn read(
     // csv-core strips a UTF-8 BOM from the start of whatever it reads, so a chunk starts
     // at the line end before it (an empty line, skipped): a row that begins with the
     // bytes of a BOM keeps them, whichever worker reads it.
-    let (start, first_line) = match byte_before(file, chunk.start).map_err(io_error)? {
-        Some(b'\n') => (chunk.start - 1, chunk.first_line - 1),
-        Some(b'\r') => (chunk.start - 1, chunk.first_line),
-        _ => (chunk.start, chunk.first_line),
+    let before = byte_before(file, chunk.start).map_err(io_error)?;
+    let start = match before {
+        Some(b'\n' | b'\r') => chunk.start - 1,
+        _ => chunk.start,
     };
     file.seek(SeekFrom::Start(start)).map_err(io_error)?;
     let input = BufReader::with_capacity(1 << 16, (&*file).take(chunk.end - start));
-    let range = Range {
+    let mut range = Range {
         header: &header,
         table,
         start,
-        first_line,
+        lines: layout::LineCursor::new(chunk.start, chunk.first_line, before),
     };
     if chunk.has_quotes {
         let mut csv = ReaderBuilder::new()
@@ -91,14 +92,14 @@ pub(super) fn read(
         let mut record = ByteRecord::new();
         let cannot_read = |e: csv::Error| InputError::file(name, format!("cannot read: {e}"));
         while csv.read_byte_record(&mut record).map_err(cannot_read)? {
-            let (byte, line) = record.position().map_or((0, 1), |p| (p.byte(), p.line()));
-            range.accept(reader, &record, byte, line, || record_text(&record))?;
+            let byte = record.position().map_or(0, |p| p.byte());
+            range.accept(reader, &record, byte, || record_text(&record))?;
         }
     } else {
         let mut plain = PlainRecords::new(input);
         while let Some(record) = plain.next_record().map_err(io_error)? {
             let text = || record_text(&record.to_byte_record());
-            range.accept(reader, record, record.byte(), record.line(), text)?;
+            range.accept(reader, record, record.byte(), text)?;
         }
     }
     Ok(())
@@ -108,20 +109,20 @@ pub(super) fn read(
 struct Range<'a> {
     header: &'a Header,
     table: Table,
-    /// Where the range starts in the file, and the line it starts on.
+    /// Where the range starts in the file.
     start: u64,
-    first_line: u64,
+    /// The lines of its rejected records.
+    lines: layout::LineCursor,
 }
 
 impl Range<'_> {
-    /// Parses one record (at `byte` and `line` from the start of the range) and hands
-    /// its change, or its error, to `reader`.
+    /// Parses one record (at `byte` from the start of the range) and hands its change,
+    /// or its error, to `reader`.
     fn accept(
-        &self,
+        &mut self,
         reader: &mut ShareReader<'_>,
         record: &impl Fields,
         byte: u64,
-        line: u64,
         row_text: impl FnOnce() -> String,
     ) -> Result<(), InputError> {
         // A short row leaves its last cells empty (a delete needs only its key); a long
@@ -148,7 +149,8 @@ impl Range<'_> {
         };
         let position = self.start + byte;
         let path = reader.path;
-        let line = || layout::record_line(path, position, self.first_line + line - 1);
+        let lines = &mut self.lines;
+        let line = || lines.record_line(path, position);
         reader.accept(line, position, parsed, row_text)
     }
 }
@@ -234,7 +236,7 @@ fn read_header(file: &mut File, name: &str) -> Result<Header, InputError> {
                 name,
                 line,
                 None,
-                format!("duplicate column '{column_name}'"),
+                format!("duplicate column {}", quoted(&column_name)),
             ));
         }
     }

@@ -12,6 +12,7 @@ use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 
 use super::csv_file::changed;
+use super::error::quoted;
 use super::layout::{self, Part};
 use super::row::{self, CellError, Cells, Column, COLUMN_COUNT};
 use super::{parse_row, InputError, Role, Share, ShareReader};
@@ -92,7 +93,10 @@ fn parse_line(text: &[u8], role: Role) -> Result<Change, CellError> {
             let table = row::parse_table(&name).ok_or_else(|| {
                 CellError::new(
                     Column::Table,
-                    format!("unknown table '{name}' (expected orders or discount_codes)"),
+                    format!(
+                        "unknown table {} (expected orders or discount_codes)",
+                        quoted(&name)
+                    ),
                 )
             })?;
             parse_row(role, table, &cells)
@@ -142,7 +146,7 @@ impl<'a> JsonCells<'a> {
             if repeated {
                 return Err(CellError {
                     column: None,
-                    reason: format!("duplicate column '{}'", key.to_ascii_lowercase()),
+                    reason: format!("duplicate column {}", quoted(&key.to_ascii_lowercase())),
                 });
             }
             if let Some(column) = Column::from_name(key) {

@@ -69,15 +69,16 @@ impl Passage {
         }
     }
 
-    /// Bytes without a quote, at `offset`, after `newlines` newlines of the part.
-    fn span(&mut self, bytes: &[u8], offset: u64, newlines: u64) {
+    /// Bytes without a quote, at `offset` (after the byte `before`), after `newlines`
+    /// line ends of the part.
+    fn span(&mut self, bytes: &[u8], offset: u64, newlines: u64, before: Option<u8>, csv: bool) {
         if bytes.is_empty() || self.exit == QuoteState::Inside {
             return;
         }
         self.exit = QuoteState::Outside;
         if self.first_cut.is_none() {
             if let Some(i) = memchr::memchr(b'\n', bytes) {
-                let counted = bytecount::count(&bytes[..=i], b'\n') as u64;
+                let counted = line_ends(&bytes[..=i], before, csv);
                 self.first_cut = Some((offset + i as u64, newlines + counted));
             }
         }
@@ -165,10 +166,15 @@ pub fn summarize(
         let mut from = 0;
         for quote in found.into_iter().flatten().chain(std::iter::once(read)) {
             let between = &bytes[from..quote];
+            let previous = if from > 0 {
+                Some(bytes[from - 1])
+            } else {
+                before
+            };
             for passage in &mut passages {
-                passage.span(between, offset + from as u64, newlines);
+                passage.span(between, offset + from as u64, newlines, previous, csv);
             }
-            newlines += bytecount::count(between, b'\n') as u64;
+            newlines += line_ends(between, previous, csv);
             if quote == read {
                 break;
             }
@@ -269,51 +275,94 @@ pub fn scan(file: &mut File, data_start: u64, peers: usize, csv: bool) -> io::Re
     let parts = (0..peers.max(1))
         .map(|index| summarize(file, data_start, peers, index, csv))
         .collect::<io::Result<Vec<Part>>>()?;
-    let data_line = 1 + newlines_before(file, data_start)?;
+    let data_line = 1 + newlines_before(file, data_start, csv)?;
     layout(&parts, data_line).ok_or_else(|| io::Error::other("the file changed while it was read"))
 }
 
-/// The newlines in the first `offset` bytes of `file`.
-pub fn newlines_before(file: &mut File, offset: u64) -> io::Result<u64> {
+/// The line ends (`line_ends`) in the first `offset` bytes of `file`.
+pub fn newlines_before(file: &mut File, offset: u64, csv: bool) -> io::Result<u64> {
     file.seek(SeekFrom::Start(0))?;
     let mut head = (&*file).take(offset);
     let mut block = vec![0u8; 1 << 16];
     let mut newlines = 0;
+    let mut before = None;
     loop {
         let read = read_full(&mut head, &mut block)?;
         if read == 0 {
             return Ok(newlines);
         }
-        newlines += bytecount::count(&block[..read], b'\n') as u64;
+        newlines += line_ends(&block[..read], before, csv);
+        before = Some(block[read - 1]);
     }
 }
 
-/// The line a CSV record is really on. The csv reader places a record that follows
-/// blank lines at the start of those blank lines (`byte`, on line `line`), so the line
-/// terminators from there on are counted here. Only called for a rejected row.
-pub fn record_line(path: &std::path::Path, byte: u64, line: u64) -> u64 {
-    let count = || -> io::Result<u64> {
-        let mut file = File::open(path)?;
-        io::Seek::seek(&mut file, io::SeekFrom::Start(byte))?;
-        let mut block = vec![0u8; 1 << 12];
-        let mut newlines = 0;
-        loop {
-            let read = read_full(&mut file, &mut block)?;
-            let run = block[..read]
-                .iter()
-                .take_while(|b| matches!(b, b'\r' | b'\n'));
-            let (mut length, mut ends) = (0, 0);
-            for &b in run {
-                length += 1;
-                ends += u64::from(b == b'\n');
+/// The line ends in `bytes` (which follow the byte `before`): in CSV every record
+/// terminator the readers accept, `\n`, `\r\n` and a lone `\r`, each once (counted at its
+/// `\r`, or at a `\n` that no `\r` precedes); in JSON Lines, where a `\r` is whitespace,
+/// only `\n`. Every line number of the readers comes from here.
+pub fn line_ends(bytes: &[u8], before: Option<u8>, csv: bool) -> u64 {
+    let newlines = bytecount::count(bytes, b'\n') as u64;
+    if !csv {
+        return newlines;
+    }
+    let returns = bytecount::count(bytes, b'\r') as u64;
+    if returns == 0 && before != Some(b'\r') {
+        return newlines;
+    }
+    let pairs = memchr::memmem::find_iter(bytes, b"\r\n").count() as u64
+        + u64::from(before == Some(b'\r') && bytes.first() == Some(&b'\n'));
+    newlines + returns - pairs
+}
+
+/// The line of each rejected CSV record of a worker's range, counted forward from the
+/// last one asked for: the range is read at most once more, however many rows are
+/// rejected.
+pub struct LineCursor {
+    byte: u64,
+    line: u64,
+    before: Option<u8>,
+}
+
+impl LineCursor {
+    /// A cursor at `byte`, the start of `line`, after the byte `before`.
+    pub fn new(byte: u64, line: u64, before: Option<u8>) -> LineCursor {
+        LineCursor { byte, line, before }
+    }
+
+    /// The line of the record at `byte`. The csv reader places a record that follows
+    /// blank lines at the start of those blank lines, so they are skipped too. Records
+    /// are asked for in file order; an earlier byte (the line end just before the range)
+    /// is where the cursor is.
+    pub fn record_line(&mut self, path: &std::path::Path, byte: u64) -> u64 {
+        let mut count = || -> io::Result<()> {
+            let mut file = File::open(path)?;
+            file.seek(SeekFrom::Start(self.byte))?;
+            let mut block = vec![0u8; 1 << 16];
+            loop {
+                let read = read_full(&mut file, &mut block)?;
+                if read == 0 {
+                    return Ok(());
+                }
+                let block = &block[..read];
+                // Up to the record's byte, then over the line ends that start there.
+                let before_record = block.len().min(byte.saturating_sub(self.byte) as usize);
+                let blank = block[before_record..]
+                    .iter()
+                    .take_while(|b| matches!(b, b'\r' | b'\n'))
+                    .count();
+                let counted = &block[..before_record + blank];
+                self.line += line_ends(counted, self.before, true);
+                self.byte += counted.len() as u64;
+                self.before = counted.last().copied().or(self.before);
+                if counted.len() < read {
+                    return Ok(());
+                }
             }
-            newlines += ends;
-            if length < read || read == 0 {
-                return Ok(line + newlines);
-            }
-        }
-    };
-    count().unwrap_or(line)
+        };
+        // Counting is only for the message: a read error leaves the line counted so far.
+        let _ = count();
+        self.line
+    }
 }
 
 fn read_full(file: &mut impl Read, buffer: &mut [u8]) -> io::Result<usize> {

@@ -122,8 +122,7 @@ pub fn read_share(
 /// every worker's part, in worker order, each can place its cuts (`read_share_with`).
 pub fn summarize_share(source: &Source, share: Share) -> Result<Part, InputError> {
     let name = source.name();
-    let mut file = File::open(&source.path)
-        .map_err(|e| InputError::file(&name, format!("cannot open: {e}")))?;
+    let mut file = open(source, &name)?;
     let io_error = |e: std::io::Error| InputError::file(&name, format!("cannot read: {e}"));
     let (data_start, csv) = match source.format()? {
         Format::Csv => (csv_file::data_start(&mut file, &name)?, true),
@@ -142,8 +141,7 @@ pub fn read_share_with(
     sink: &mut dyn FnMut(Position, Change),
 ) -> Result<ShareReport, InputError> {
     let name = source.name();
-    let mut file = File::open(&source.path)
-        .map_err(|e| InputError::file(&name, format!("cannot open: {e}")))?;
+    let mut file = open(source, &name)?;
     let mut reader = ShareReader {
         path: &source.path,
         name: &name,
@@ -157,6 +155,32 @@ pub fn read_share_with(
         Format::JsonLines => jsonl::read(&mut file, share, parts, &mut reader)?,
     }
     Ok(reader.report)
+}
+
+/// Opens a file to read a share of it. Shares are byte ranges, read with seeks, so the
+/// file must be a regular file: a pipe or a device is refused with one clear line, and
+/// before it is opened (opening a FIFO waits for a writer).
+fn open(source: &Source, name: &str) -> Result<File, InputError> {
+    let cannot_open = |e: std::io::Error| InputError::file(name, format!("cannot open: {e}"));
+    let regular = |metadata: std::fs::Metadata| {
+        if metadata.is_file() {
+            Ok(())
+        } else if metadata.is_dir() {
+            Err(InputError::file(name, "is a directory, not a file"))
+        } else {
+            Err(InputError::file(
+                name,
+                "not a regular file (a pipe or device cannot be read in parallel shares); copy it to a file first",
+            ))
+        }
+    };
+    std::fs::metadata(&source.path)
+        .map_err(cannot_open)
+        .and_then(regular)?;
+    let file = File::open(&source.path).map_err(cannot_open)?;
+    // Checked again on what was opened, in case the path was replaced in between.
+    file.metadata().map_err(cannot_open).and_then(regular)?;
+    Ok(file)
 }
 
 /// Turns rows into changes for one share, keeping count and rejects.

@@ -13,13 +13,13 @@ use std::ops::Range;
 use csv::ByteRecord;
 
 /// One record of a range without quotes: its text (fields and the commas between them),
-/// where each field ends in it, and where it starts.
+/// where each field ends in it, and where it starts. (Its line is counted only for a
+/// rejected row, by `layout::LineCursor`.)
 #[derive(Debug, Default)]
 pub struct PlainRecord {
     text: Vec<u8>,
     ends: Vec<usize>,
     byte: u64,
-    line: u64,
 }
 
 impl PlainRecord {
@@ -46,11 +46,6 @@ impl PlainRecord {
         self.byte
     }
 
-    /// The line the record is on, counted from 1 at the start of the input.
-    pub fn line(&self) -> u64 {
-        self.line
-    }
-
     /// The record as csv-core would have read it (for a rejected row's text).
     pub fn to_byte_record(&self) -> ByteRecord {
         (0..self.len())
@@ -64,9 +59,8 @@ impl PlainRecord {
 pub struct PlainRecords<R> {
     input: R,
     record: PlainRecord,
-    /// Bytes of the input consumed so far, and the line the next one is on.
+    /// Bytes of the input consumed so far.
     offset: u64,
-    line: u64,
 }
 
 impl<R: BufRead> PlainRecords<R> {
@@ -75,7 +69,6 @@ impl<R: BufRead> PlainRecords<R> {
             input,
             record: PlainRecord::default(),
             offset: 0,
-            line: 1,
         }
     }
 
@@ -85,7 +78,7 @@ impl<R: BufRead> PlainRecords<R> {
         record.text.clear();
         loop {
             if record.text.is_empty() {
-                (record.byte, record.line) = (self.offset, self.line);
+                record.byte = self.offset;
             }
             let buffer = self.input.fill_buf()?;
             if buffer.is_empty() {
@@ -99,7 +92,6 @@ impl<R: BufRead> PlainRecords<R> {
                 continue;
             };
             record.text.extend_from_slice(&buffer[..end]);
-            self.line += u64::from(buffer[end] == b'\n');
             self.input.consume(end + 1);
             self.offset += end as u64 + 1;
             // An empty line is no record.
@@ -124,7 +116,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// Each record's fields and the line its first byte is on, as csv-core reads them.
+    /// Each record's fields and where its first byte is, as csv-core reads them.
     fn by_csv_core(bytes: &[u8]) -> Vec<(Vec<Vec<u8>>, u64)> {
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)
@@ -138,10 +130,9 @@ mod tests {
             let blank = bytes[byte..]
                 .iter()
                 .take_while(|b| matches!(b, b'\r' | b'\n'))
-                .filter(|&&b| b == b'\n')
                 .count() as u64;
-            let line = record.position().unwrap().line() + blank;
-            records.push((record.iter().map(<[u8]>::to_vec).collect(), line));
+            let start = byte as u64 + blank;
+            records.push((record.iter().map(<[u8]>::to_vec).collect(), start));
         }
         records
     }
@@ -156,7 +147,7 @@ mod tests {
                 "a record starts at its first byte"
             );
             let fields = record.to_byte_record().iter().map(<[u8]>::to_vec).collect();
-            records.push((fields, record.line()));
+            records.push((fields, record.byte()));
         }
         records
     }
@@ -165,10 +156,10 @@ mod tests {
     fn line_ends_commas_and_blank_lines() {
         let text = b"a,b\r\n\r\n,c,\rd\n\nx";
         let expected = vec![
-            (vec![b"a".to_vec(), b"b".to_vec()], 1),
-            (vec![vec![], b"c".to_vec(), vec![]], 3),
-            (vec![b"d".to_vec()], 3),
-            (vec![b"x".to_vec()], 5),
+            (vec![b"a".to_vec(), b"b".to_vec()], 0),
+            (vec![vec![], b"c".to_vec(), vec![]], 7),
+            (vec![b"d".to_vec()], 11),
+            (vec![b"x".to_vec()], 14),
         ];
         assert_eq!(by_plain(text), expected);
         assert_eq!(by_csv_core(text), expected);
@@ -177,7 +168,7 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
 
-        /// Any input without a quote: the same records, fields and lines as csv-core. (It
+        /// Any input without a quote: the same records, fields and starts as csv-core. (It
         /// starts after a line end, as a worker's range does, where csv-core would take
         /// BOM bytes at the very start for a byte order mark.)
         #[test]

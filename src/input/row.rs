@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 
+use super::error::quoted;
 use crate::decimal::{self, NumberError};
 use crate::model::{Change, Code, Order, Table, MAX_PERCENTAGE_MICROS};
 
@@ -134,7 +135,7 @@ pub fn read_op(cells: &impl Cells) -> Result<Op, CellError> {
     parse_op(&text).ok_or_else(|| {
         CellError::new(
             Column::Op,
-            format!("unknown op '{text}' (expected upsert or delete, or insert, +, -, c, r, u, d, +I, +U, -U, -D)"),
+            format!("unknown op {} (expected upsert or delete, or insert, +, -, c, r, u, d, +I, +U, -U, -D)", quoted(&text)),
         )
     })
 }
@@ -224,24 +225,41 @@ fn decimal_cell(cells: &impl Cells, column: Column) -> Result<i64, CellError> {
 
 fn number_error(column: Column, text: &str, error: NumberError, what: &str) -> CellError {
     let reason = match error {
-        NumberError::NotANumber => format!("'{text}' is not {what}"),
+        NumberError::NotANumber => format!("{} is not {what}", quoted(text)),
         NumberError::OutOfRange if what == "an integer" => {
-            format!("'{text}' does not fit in 64 bits")
+            format!("{} does not fit in 64 bits", quoted(text))
         }
-        other => format!("'{text}': {other}"),
+        other => format!("{}: {other}", quoted(text)),
     };
     CellError::new(column, reason)
 }
 
-/// Reads an order time: epoch milliseconds, RFC 3339, or `YYYY-MM-DD HH:MM:SS[.fff]` as UTC.
+/// The order times the enriched output can write back as RFC 3339 with a four-digit year:
+/// 0000-01-01T00:00:00.000Z ..= 9999-12-31T23:59:59.999Z, in epoch milliseconds.
+pub const ORDER_TIME_MS: std::ops::RangeInclusive<i64> = -62_167_219_200_000..=253_402_300_799_999;
+
+/// Reads an order time: epoch milliseconds, RFC 3339, or `YYYY-MM-DD HH:MM:SS[.fff]` as
+/// UTC, within `ORDER_TIME_MS` (what is read can be written back in the same form).
 pub fn parse_timestamp(text: &str) -> Result<i64, String> {
+    let ms = parse_any_timestamp(text)?;
+    if ORDER_TIME_MS.contains(&ms) {
+        Ok(ms)
+    } else {
+        Err(format!(
+            "{} is outside the years 0000 to 9999",
+            quoted(text)
+        ))
+    }
+}
+
+fn parse_any_timestamp(text: &str) -> Result<i64, String> {
     // Epoch milliseconds, the common form, in one pass; anything else that starts like a
     // number (a date) goes on to the date forms.
     if text.starts_with(|c: char| c.is_ascii_digit() || c == '-') {
         match text.parse::<i64>() {
             Ok(ms) => return Ok(ms),
             Err(e) if *e.kind() != std::num::IntErrorKind::InvalidDigit => {
-                return Err(format!("'{text}' does not fit in 64 bits"));
+                return Err(format!("{} does not fit in 64 bits", quoted(text)));
             }
             Err(_) => {}
         }
@@ -253,7 +271,8 @@ pub fn parse_timestamp(text: &str) -> Result<i64, String> {
         return Ok(time.and_utc().timestamp_millis());
     }
     Err(format!(
-        "'{text}' is not a timestamp (expected epoch milliseconds, RFC 3339, or YYYY-MM-DD HH:MM:SS[.fff])"
+        "{} is not a timestamp (expected epoch milliseconds, RFC 3339, or YYYY-MM-DD HH:MM:SS[.fff])",
+        quoted(text)
     ))
 }
 
@@ -294,5 +313,27 @@ mod tests {
         assert!(parse_timestamp("2026-11-03").is_err());
         assert!(parse_timestamp("yesterday").is_err());
         assert!(parse_timestamp("99999999999999999999").is_err());
+    }
+
+    #[test]
+    fn timestamps_are_years_0000_to_9999() {
+        assert_eq!(
+            parse_timestamp("0000-01-01T00:00:00Z"),
+            Ok(*ORDER_TIME_MS.start())
+        );
+        assert_eq!(
+            parse_timestamp("9999-12-31 23:59:59.999"),
+            Ok(*ORDER_TIME_MS.end())
+        );
+        assert_eq!(parse_timestamp("253402300799999"), Ok(*ORDER_TIME_MS.end()));
+        assert_eq!(
+            parse_timestamp("253402300800000"),
+            Err("'253402300800000' is outside the years 0000 to 9999".to_string())
+        );
+        assert!(parse_timestamp("-62167219200001").is_err());
+        assert!(parse_timestamp("9223372036854775807").is_err());
+        // In range as written, out of range in UTC.
+        assert!(parse_timestamp("9999-12-31T23:59:59-01:00").is_err());
+        assert!(parse_timestamp("0000-01-01T00:00:00+01:00").is_err());
     }
 }
