@@ -13,6 +13,8 @@ pub struct PgServer {
     pub dir: PathBuf,
     pub port: u16,
     bin: PathBuf,
+    /// The server's settings, for a restart.
+    options: String,
 }
 
 fn bindir() -> PathBuf {
@@ -103,25 +105,35 @@ impl PgServer {
             "initdb",
         );
         let port = free_port();
-        let server = PgServer { dir, port, bin };
         let options = format!(
             "-c port={port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} \
              -c wal_level={wal_level} -c max_replication_slots=20 -c max_wal_senders=20 \
              -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
-            server.dir.display()
+            dir.display()
         );
+        let server = PgServer {
+            dir,
+            port,
+            bin,
+            options,
+        };
+        server.start_again();
+        server
+    }
+
+    /// Starts the server (again, after `kill`), on the same port and data.
+    pub fn start_again(&self) {
         check(
-            as_owner(&server.bin.join("pg_ctl"))
+            as_owner(&self.bin.join("pg_ctl"))
                 .arg("-D")
-                .arg(&data)
-                .args(["-o", &options, "-l"])
-                .arg(server.dir.join("log"))
+                .arg(self.dir.join("data"))
+                .args(["-o", &self.options, "-l"])
+                .arg(self.dir.join("log"))
                 .args(["-w", "-t", "30", "start"])
                 .output()
                 .unwrap(),
             "pg_ctl start",
         );
-        server
     }
 
     pub fn start() -> PgServer {

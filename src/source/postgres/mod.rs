@@ -247,7 +247,7 @@ impl EpochSource for PostgresSource {
     }
 
     fn completed(&mut self, epoch: &PgEpoch) -> Result<(), String> {
-        if let (PgEpoch::Changes { end_lsn, .. }, Some(stream)) = (epoch, &self.stream) {
+        if let (PgEpoch::Changes { end_lsn, .. }, Some(stream)) = (epoch, &mut self.stream) {
             stream.acknowledge(*end_lsn);
         }
         self.pending.clear();

@@ -43,10 +43,21 @@ pub struct Transaction {
     pub changes: Vec<RowChange>,
 }
 
+/// After a lost connection, a named slot is reconnected this many times, waiting twice
+/// as long each time from `FIRST_BACKOFF` (0.5 + 1 + 2 + 4 + 8 s).
+const RECONNECTS: u32 = 5;
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+
 /// The replication session of the leader.
 pub struct Stream {
     runtime: Runtime,
     client: ReplicationClient,
+    config: ReplicationConfig,
+    /// A temporary slot goes with its connection: nothing to resume after a loss.
+    temporary: bool,
+    /// The commit position last acknowledged: what a resumed stream may send again.
+    acknowledged: u64,
+    at: String,
     /// The two tables by relation id, as the stream last described them.
     relations: HashMap<u32, Arc<Shape>>,
     /// The tables' schema and name, codes first.
@@ -95,9 +106,10 @@ impl Stream {
         .with_status_interval(Duration::from_secs(1))
         .with_buffer_size(1 << 14);
         let at = database.describe();
+        let gated = config.clone();
         let (client, row) = runtime.block_on(async {
             tokio::time::timeout(CONNECT_TIMEOUT, async {
-                let mut client = ReplicationClient::connect_gated(config).await?;
+                let mut client = ReplicationClient::connect_gated(gated).await?;
                 if !temporary {
                     // A slot left by an earlier run; none is fine.
                     let dropped = client
@@ -138,6 +150,10 @@ impl Stream {
             Stream {
                 runtime,
                 client,
+                config,
+                temporary,
+                acknowledged: slot.consistent_lsn,
+                at,
                 relations: HashMap::new(),
                 idents,
                 shapes,
@@ -173,8 +189,16 @@ impl Stream {
             let event = match event {
                 Err(_elapsed) => continue,
                 Ok(Ok(Some(event))) => event,
-                Ok(Ok(None)) => return Err("the replication stream ended".to_string()),
-                Ok(Err(e)) => return Err(format!("lost the replication stream: {e}")),
+                Ok(Ok(None)) => {
+                    self.resume("the server ended the stream".to_string())?;
+                    (ready, changes, gather_until) = (Vec::new(), 0, None);
+                    continue;
+                }
+                Ok(Err(e)) => {
+                    self.resume(e.to_string())?;
+                    (ready, changes, gather_until) = (Vec::new(), 0, None);
+                    continue;
+                }
             };
             match event {
                 ReplicationEvent::Begin { .. } => {
@@ -193,6 +217,10 @@ impl Stream {
                         return Err("the stream sent a commit without a begin".to_string());
                     };
                     transaction.end_lsn = end_lsn.as_u64();
+                    // Sent again by a resumed stream: applied already.
+                    if transaction.end_lsn <= self.acknowledged {
+                        continue;
+                    }
                     if transaction.changes.is_empty() {
                         // Nothing of ours: acknowledged at once unless an epoch waits.
                         if ready.is_empty() {
@@ -210,8 +238,52 @@ impl Stream {
     }
 
     /// Tells the server that everything up to `lsn` is applied and written.
-    pub fn acknowledge(&self, lsn: u64) {
+    pub fn acknowledge(&mut self, lsn: u64) {
+        self.acknowledged = self.acknowledged.max(lsn);
         self.client.update_applied_lsn(Lsn::from_u64(lsn));
+    }
+
+    /// After the connection was lost (`why`): a named slot is reconnected, with backoff,
+    /// and streams again from its last acknowledged position; what was received of
+    /// unacknowledged transactions is dropped and comes again. A temporary slot went
+    /// with the connection, so that is an error at once.
+    fn resume(&mut self, why: String) -> Result<(), String> {
+        self.open = None;
+        if self.temporary {
+            return Err(format!(
+                "lost the replication stream of {} ({why}); its temporary slot went with the connection: restart the job (with --slot NAME a lost connection is resumed)",
+                self.at
+            ));
+        }
+        let mut wait = FIRST_BACKOFF;
+        let mut last = why.clone();
+        for _ in 0..RECONNECTS {
+            std::thread::sleep(wait);
+            wait *= 2;
+            let config = self.config.clone();
+            let reconnected = self.runtime.block_on(async {
+                tokio::time::timeout(CONNECT_TIMEOUT, async {
+                    let mut client = ReplicationClient::connect(config).await?;
+                    client.wait_started().await?;
+                    Ok::<_, pgwire_replication::PgWireError>(client)
+                })
+                .await
+            });
+            match reconnected {
+                Ok(Ok(client)) => {
+                    self.client = client;
+                    self.client
+                        .update_applied_lsn(Lsn::from_u64(self.acknowledged));
+                    return Ok(());
+                }
+                Ok(Err(e)) => last = e.to_string(),
+                Err(_) => last = format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()),
+            }
+        }
+        Err(format!(
+            "lost the replication stream of {} ({why}) and could not resume it in {RECONNECTS} tries over 15 s: {last}",
+            self.at
+        ))
     }
 
     fn start(&mut self) -> Result<(), String> {
