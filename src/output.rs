@@ -257,6 +257,9 @@ pub fn write_epoch_stats(out: &mut dyn Write, epoch: &EpochOutput) -> io::Result
                 epoch.transactions
             )?;
         }
+        if let Some(freshness) = epoch.freshness {
+            write!(out, " freshness_ms={:.3}", freshness.as_secs_f64() * 1e3)?;
+        }
         if let Some(bytes) = epoch.resident_bytes {
             write!(out, " resident_bytes={bytes}")?;
         }

@@ -72,6 +72,9 @@ impl Collector {
             files: info.inputs,
             position: info.position,
             transactions: info.transactions,
+            freshness: info
+                .committed_at
+                .and_then(|at| std::time::SystemTime::now().duration_since(at).ok()),
             rows: reports.iter().flat_map(|r| &r.shares).map(|s| s.rows).sum(),
             changes,
             rejects,

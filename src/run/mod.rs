@@ -90,6 +90,9 @@ pub struct EpochOutput {
     pub position: Option<String>,
     /// Upstream transactions applied in the epoch (zero for files).
     pub transactions: u64,
+    /// From the commit of the epoch's first upstream transaction until the epoch was
+    /// complete: how fresh the result is, where the source tells commit times.
+    pub freshness: Option<Duration>,
     /// Rows read into changes.
     pub rows: u64,
     pub changes: Vec<ChangeRow>,

@@ -25,6 +25,8 @@ pub struct EpochInfo {
     pub position: Option<String>,
     /// Upstream transactions the epoch holds (zero for files).
     pub transactions: u64,
+    /// When the epoch's first upstream transaction committed, where the source knows.
+    pub committed_at: Option<std::time::SystemTime>,
 }
 
 /// A source of epochs. Every worker has its own instance; only worker 0's `next_epoch`

@@ -233,6 +233,7 @@ impl EpochSource for PostgresSource {
                 ],
                 position: Some(Lsn::from_u64(*lsn).to_string()),
                 transactions: 0,
+                committed_at: None,
             },
             PgEpoch::Changes {
                 end_lsn,
@@ -242,6 +243,7 @@ impl EpochSource for PostgresSource {
                 inputs: vec!["replication stream".to_string()],
                 position: Some(Lsn::from_u64(*end_lsn).to_string()),
                 transactions: *transactions,
+                committed_at: self.pending.iter().map(|t| t.committed_at).min(),
             },
         }
     }

@@ -40,6 +40,8 @@ pub enum RowChange {
 #[derive(Debug, Clone)]
 pub struct Transaction {
     pub end_lsn: u64,
+    /// When it committed, by the server's clock.
+    pub committed_at: std::time::SystemTime,
     pub changes: Vec<RowChange>,
 }
 
@@ -201,9 +203,12 @@ impl Stream {
                 }
             };
             match event {
-                ReplicationEvent::Begin { .. } => {
+                ReplicationEvent::Begin {
+                    commit_time_micros, ..
+                } => {
                     self.open = Some(Transaction {
                         end_lsn: 0,
+                        committed_at: unix_time(commit_time_micros),
                         changes: Vec::new(),
                     });
                 }
@@ -405,6 +410,15 @@ impl Stream {
         }
         Ok(())
     }
+}
+
+/// A server time (microseconds since 2000-01-01) as a system time.
+fn unix_time(postgres_micros: i64) -> std::time::SystemTime {
+    const POSTGRES_EPOCH_UNIX_MICROS: i64 = 946_684_800_000_000;
+    let micros = postgres_micros
+        .saturating_add(POSTGRES_EPOCH_UNIX_MICROS)
+        .max(0) as u64;
+    std::time::UNIX_EPOCH + Duration::from_micros(micros)
 }
 
 /// pgoutput's TupleData: each column NULL, unchanged (a TOASTed value not sent), or text.

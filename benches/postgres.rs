@@ -1,0 +1,282 @@
+//! The PostgreSQL source: how fast the snapshot is read, beside the server's own `COPY ...
+//! TO STDOUT` (the limit), and whether the job keeps up with a writer committing small
+//! transactions as fast as it can, with the freshness from commit to completed epoch.
+//!
+//! Usage: `cargo bench --bench postgres` (1M orders, a 30 s writer), or with
+//! `DISCOUNTING_BENCH_ORDERS=10000000` and `DISCOUNTING_BENCH_SECONDS=60`. It starts a
+//! throwaway server (as the tests do: Debian's postgresql package must be installed),
+//! which shares the machine's cores with the job. The job is the release binary with
+//! `--stats`: the snapshot's figure is its epoch 0 (from the slot's creation to complete
+//! results, COPY and dataflow together); the writer is `pgbench` running single-row
+//! UPDATEs (9 in 10 change an order's subtotal and code, 1 in 10 corrects a code).
+
+// The tests' throwaway server; some of its helpers are for the tests only.
+#[allow(dead_code)]
+#[path = "../tests/pg_server.rs"]
+mod pg_server;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use pg_server::PgServer;
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let orders = env_or("DISCOUNTING_BENCH_ORDERS", 1_000_000);
+    let seconds = env_or("DISCOUNTING_BENCH_SECONDS", 30);
+    let server = PgServer::start();
+    load(&server, orders);
+
+    let copy = (0..3)
+        .map(|_| copy_seconds(&server))
+        .fold(f64::MAX, f64::min);
+    println!(
+        "postgres.server_copy_rows_per_sec={:.0} (best of 3: {copy:.3} s for {orders} orders)",
+        orders as f64 / copy
+    );
+    for workers in ["1", "2"] {
+        let epoch0 = snapshot_seconds(&server, workers);
+        println!(
+            "postgres.w{workers}.snapshot_rows_per_sec={:.0} ({epoch0:.3} s, {:.2}x the server's COPY)",
+            (orders + 1000) as f64 / epoch0,
+            copy / epoch0
+        );
+    }
+    for workers in ["1", "2"] {
+        writer(&server, workers, orders, seconds);
+    }
+}
+
+/// `orders` orders and 1,000 codes in the forms a shop's database has.
+fn load(server: &PgServer, orders: u64) {
+    server.psql(
+        "postgres",
+        "CREATE TABLE discount_codes (code text PRIMARY KEY, percentage numeric(5,2) NOT NULL);
+         CREATE TABLE orders (id bigint PRIMARY KEY, order_time timestamptz, customer_id integer NOT NULL,
+           item_ct integer NOT NULL, order_subtotal numeric(12,2) NOT NULL, discount_code text);
+         INSERT INTO discount_codes SELECT 'C' || g, 5 + (g % 46) FROM generate_series(1, 1000) g;",
+    );
+    let started = Instant::now();
+    server.psql(
+        "postgres",
+        &format!(
+            "INSERT INTO orders SELECT g, CASE WHEN g % 50 = 0 THEN NULL ELSE timestamptz '2026-11-01' + g * interval '37 ms' END,
+               g % 100000, g % 9, (g * 7919 % 3000000) / 100.0,
+               CASE WHEN g % 40 = 0 THEN NULL ELSE 'C' || (1 + g * 31 % 1100) END
+             FROM generate_series(1, {orders}) g; VACUUM ANALYZE orders;"
+        ),
+    );
+    eprintln!(
+        "loaded {orders} orders in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// The server's own COPY of the columns the job reads, to /dev/null.
+fn copy_seconds(server: &PgServer) -> f64 {
+    let started = Instant::now();
+    let status = Command::new("psql")
+        .args(["-X", "-q", "-h", "127.0.0.1", "-p", &server.port.to_string()])
+        .args(["-U", "postgres", "-d", "postgres", "-c"])
+        .arg("COPY (SELECT id, order_time, customer_id, item_ct, order_subtotal, discount_code FROM orders) TO STDOUT")
+        .env("PGPASSWORD", pg_server::PASSWORD)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    started.elapsed().as_secs_f64()
+}
+
+/// A running job whose `stats:` lines are collected.
+struct Job {
+    child: std::process::Child,
+    stats: Arc<Mutex<Vec<String>>>,
+}
+
+impl Job {
+    fn start(server: &PgServer, workers: &str) -> Job {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_discounting"))
+            .args([
+                "run",
+                "--postgres",
+                &server.url("postgres"),
+                "--stats",
+                "--format",
+                "csv",
+            ])
+            .args(["-w", workers])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stats = Arc::new(Mutex::new(Vec::new()));
+        let lines = Arc::clone(&stats);
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if !line.starts_with("stats:") {
+                    eprintln!("{line}");
+                }
+                lines.lock().unwrap().push(line);
+            }
+        });
+        Job { child, stats }
+    }
+
+    fn wait_for_epoch_0(&self) -> f64 {
+        let until = Instant::now() + Duration::from_secs(600);
+        loop {
+            if let Some(line) = self
+                .stats
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.starts_with("stats: epoch=0 "))
+            {
+                return field(line, "seconds").unwrap();
+            }
+            assert!(Instant::now() < until, "no epoch 0");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(mut self) -> Vec<String> {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        std::thread::sleep(Duration::from_millis(100));
+        let stats = self.stats.lock().unwrap().clone();
+        stats
+    }
+}
+
+fn field(line: &str, name: &str) -> Option<f64> {
+    line.split(' ')
+        .find_map(|part| part.strip_prefix(&format!("{name}=")))
+        .and_then(|v| v.parse().ok())
+}
+
+fn snapshot_seconds(server: &PgServer, workers: &str) -> f64 {
+    let job = Job::start(server, workers);
+    let seconds = job.wait_for_epoch_0();
+    job.stop();
+    seconds
+}
+
+/// pgbench commits single-row transactions for `seconds`; the job follows.
+fn writer(server: &PgServer, workers: &str, orders: u64, seconds: u64) {
+    let dir =
+        std::env::temp_dir().join(format!("discounting-bench-pgbench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let update = dir.join("update.sql");
+    std::fs::write(
+        &update,
+        format!(
+            "\\set id random(1, {orders})\n\\set code random(1, 1100)\n\
+             UPDATE orders SET order_subtotal = order_subtotal + 0.01, discount_code = 'C' || :code WHERE id = :id;\n"
+        ),
+    )
+    .unwrap();
+    let correct = dir.join("correct.sql");
+    std::fs::write(
+        &correct,
+        "\\set code random(1, 1000)\n\\set p random(5, 50)\nUPDATE discount_codes SET percentage = :p WHERE code = 'C' || :code;\n",
+    )
+    .unwrap();
+    let job = Job::start(server, workers);
+    job.wait_for_epoch_0();
+    let lag = || {
+        server
+            .psql(
+                "postgres",
+                "SELECT pg_current_wal_lsn() - confirmed_flush_lsn FROM pg_replication_slots",
+            )
+            .trim()
+            .parse::<i64>()
+            .unwrap_or(-1)
+    };
+    let pgbench = std::path::Path::new(
+        String::from_utf8_lossy(
+            &Command::new("pg_config")
+                .arg("--bindir")
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .trim(),
+    )
+    .join("pgbench");
+    let output = Command::new(pgbench)
+        .args([
+            "-n",
+            "-c",
+            "1",
+            "-T",
+            &seconds.to_string(),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &server.port.to_string(),
+            "-U",
+            "postgres",
+        ])
+        .arg("-f")
+        .arg(format!("{}@9", update.display()))
+        .arg("-f")
+        .arg(format!("{}@1", correct.display()))
+        .arg("postgres")
+        .env("PGPASSWORD", pg_server::PASSWORD)
+        .output()
+        .unwrap();
+    let lag_at_end = lag();
+    let stopped = Instant::now();
+    // Catching up: until the slot's acknowledged position reaches the writer's last commit.
+    while lag() > 0 && stopped.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let caught_up = stopped.elapsed();
+    let stats = job.stop();
+    let report = String::from_utf8_lossy(&output.stdout);
+    let tps = report
+        .lines()
+        .find(|l| l.starts_with("tps"))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    let epochs: Vec<&String> = stats
+        .iter()
+        .filter(|l| l.starts_with("stats: epoch=") && !l.starts_with("stats: epoch=0 "))
+        .collect();
+    let rows: f64 = epochs.iter().filter_map(|l| field(l, "rows")).sum();
+    let mut freshness: Vec<f64> = epochs
+        .iter()
+        .filter_map(|l| field(l, "freshness_ms"))
+        .collect();
+    freshness.sort_by(f64::total_cmp);
+    let quantile = |q: f64| {
+        freshness
+            .get(((freshness.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    println!(
+        "postgres.w{workers}.writer_commits_per_sec={tps:.0} job_changes_per_sec={:.0} epochs={} \
+         freshness_ms_p50={:.2} p99={:.2} max={:.2} lag_bytes_at_writer_end={lag_at_end} caught_up_after_ms={}",
+        rows / seconds as f64,
+        epochs.len(),
+        quantile(0.5),
+        quantile(0.99),
+        quantile(1.0),
+        caught_up.as_millis()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
