@@ -17,7 +17,7 @@ use crate::run::{Job, Workers};
 use crate::source::files::FileSpec;
 use crate::source::postgres::PostgresSpec;
 use crate::source::SourceSpec;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 
 /// Per-discount order analytics, kept exact while orders and codes change.
@@ -325,6 +325,7 @@ fn plan(source: SourceSpec, report: Report, common: CommonArgs) -> anyhow::Resul
             enriched: common.enriched.is_some(),
             progress: !common.quiet && std::io::stderr().is_terminal(),
             stop: Arc::new(AtomicBool::new(false)),
+            durable: Arc::new(AtomicU64::new(0)),
         },
         workers: workers(&common)?,
         report,

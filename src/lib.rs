@@ -35,6 +35,7 @@ pub mod reference;
 pub mod report;
 pub mod result;
 pub mod run;
+pub mod sink;
 pub mod source;
 pub mod streams;
 pub mod upsert;

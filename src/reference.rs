@@ -5,14 +5,14 @@
 //! rows, which makes it the oracle the tests compare the dataflow with.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 
 use crate::input::{BadRows, InputError, Share};
 use crate::model::Sums;
 use crate::model::{Change, Code, Order, OrderId, Table};
 use crate::result::{diff_rows, rows_of, ChangeRow, ResultRow};
 use crate::run::{EnrichedChange, Job};
-use crate::source::{EpochSource, WithSource};
+use crate::source::{Control, EpochSource, WithSource};
 
 /// The current contents of both tables.
 #[derive(Debug, Default, Clone)]
@@ -112,10 +112,14 @@ impl WithSource for Recompute {
         let mut enriched = Vec::new();
         let mut counted = BTreeMap::new();
         let whole = Share { index: 0, peers: 1 };
-        let never = AtomicBool::new(false);
+        let (never, durable) = (AtomicBool::new(false), AtomicU64::new(0));
+        let control = Control {
+            stop: &never,
+            durable: &durable,
+        };
         let mut epoch = 0;
         while let Some(descriptor) = source
-            .next_epoch(&never)
+            .next_epoch(&control)
             .map_err(|reason| InputError::file("-", reason))?
         {
             let mut read = Vec::new();

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use differential_dataflow::consolidation::consolidate;
 
-use super::{EnrichedChange, EpochOutput, JobOutput, RunError, WorkerReport};
+use super::{EnrichedChange, EpochOutput, JobSummary, RunError, WorkerReport};
 use crate::dataflow::Outputs;
 use crate::input::Reject;
 use crate::memory;
@@ -12,12 +12,12 @@ use crate::model::{Epoch, UpsertCounters};
 use crate::result::{ResultRow, ResultTable};
 use crate::source::EpochInfo;
 
+/// It keeps the result and the last epoch's output, never the history of epochs.
 #[derive(Default)]
 pub(super) struct Collector {
     table: ResultTable,
-    epochs: Vec<EpochOutput>,
     baseline: Vec<ResultRow>,
-    enriched: Vec<EnrichedChange>,
+    last: Option<EpochOutput>,
 }
 
 impl Collector {
@@ -39,6 +39,7 @@ impl Collector {
         if epoch == 0 {
             self.baseline = self.table.rows().map_err(RunError::Failed)?;
         }
+        let mut enriched_changes = Vec::new();
         if let Some(enriched) = &outputs.enriched {
             let mut updates: Vec<_> = enriched
                 .borrow_mut()
@@ -46,7 +47,7 @@ impl Collector {
                 .map(|(order, _, diff)| (order, diff))
                 .collect();
             consolidate(&mut updates);
-            self.enriched.extend(updates.into_iter().map(
+            enriched_changes.extend(updates.into_iter().map(
                 |((id, order, percentage_micros), diff)| EnrichedChange {
                     epoch,
                     diff,
@@ -67,7 +68,8 @@ impl Collector {
             of_input.sort_by_key(|r| r.error.line);
             rejects.extend(of_input);
         }
-        self.epochs.push(EpochOutput {
+        enriched_changes.sort();
+        let done = self.last.insert(EpochOutput {
             epoch,
             files: info.inputs,
             position: info.position,
@@ -80,22 +82,22 @@ impl Collector {
             rejects,
             elapsed,
             resident_bytes: memory::resident_bytes(),
+            table: self.table.rows().map_err(RunError::Failed)?,
+            enriched: enriched_changes,
         });
-        Ok(&self.epochs[self.epochs.len() - 1])
+        Ok(done)
     }
 
-    pub(super) fn finish(self, reports: &[WorkerReport]) -> Result<JobOutput, RunError> {
+    pub(super) fn finish(self, reports: &[WorkerReport]) -> Result<JobSummary, RunError> {
         let mut codes = UpsertCounters::default();
         let mut orders = UpsertCounters::default();
         for report in reports {
             codes.add(&report.codes);
             orders.add(&report.orders);
         }
-        Ok(JobOutput {
+        Ok(JobSummary {
             table: self.table.rows().map_err(RunError::Failed)?,
-            epochs: self.epochs,
             baseline: self.baseline,
-            enriched: self.enriched,
             codes,
             orders,
         })

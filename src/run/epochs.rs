@@ -10,6 +10,7 @@
 //! 5. collect: worker 0 reads the epoch's result changes, tells the observer, and then
 //!    the source that the epoch is done (a database is acknowledged only then).
 
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -17,12 +18,12 @@ use timely::worker::Worker;
 
 use super::collect::Collector;
 use super::progress::Progress;
-use super::{Job, JobOutput, Observer, RunError, WorkerReport};
+use super::{Job, JobSummary, Observer, RunError, WorkerReport};
 use crate::control::{AllGather, PeerLost};
 use crate::dataflow::{self, Inputs, Outputs};
 use crate::input::{InputError, Share};
 use crate::model::{Change, Epoch, Position};
-use crate::source::{EpochSource, WithSource};
+use crate::source::{Control, EpochSource, WithSource};
 
 /// While a snapshot is sent, the worker steps every this many rows, so that what was
 /// sent does not pile up in channels as well as in the operators.
@@ -45,7 +46,7 @@ pub(super) struct EpochLoop<'a> {
 }
 
 impl WithSource for EpochLoop<'_> {
-    type Output = Result<Option<JobOutput>, RunError>;
+    type Output = Result<Option<JobSummary>, RunError>;
 
     fn with<S: EpochSource>(self, mut source: S) -> Self::Output {
         let EpochLoop {
@@ -71,7 +72,11 @@ impl WithSource for EpochLoop<'_> {
         let mut next = AllGather::<Option<Next<S::Epoch>>>::new(worker);
         let mut epoch: Epoch = 0;
         loop {
-            let proposal = leader.then(|| match source.next_epoch(&job.stop) {
+            let control = Control {
+                stop: &job.stop,
+                durable: &job.durable,
+            };
+            let proposal = leader.then(|| match source.next_epoch(&control) {
                 Ok(Some(descriptor)) => Next::Epoch(descriptor),
                 Ok(None) => Next::End,
                 Err(reason) => Next::Failed(reason),
@@ -185,8 +190,10 @@ impl<Summary: timely::ExchangeData + Clone> WorkerState<Summary> {
             observer.epoch(done).map_err(|e| {
                 RunError::Failed(format!("cannot write epoch {epoch}'s output: {e}"))
             })?;
-            // Only now, with every output written, may the source forget the epoch.
-            source.completed(descriptor).map_err(RunError::Failed)?;
+            // Only now, with every output written, may the source acknowledge the epoch.
+            if observer.holds_epochs_on_return() {
+                job.durable.fetch_max(epoch + 1, Ordering::SeqCst);
+            }
         }
         Ok(())
     }

@@ -8,8 +8,9 @@ mod workers;
 
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -33,6 +34,8 @@ pub struct Job {
     pub progress: bool,
     /// Set (by Ctrl-C or SIGTERM) to end a live source after the epoch under way.
     pub stop: Arc<AtomicBool>,
+    /// How many epochs every durable output holds: a source may acknowledge those.
+    pub durable: Arc<AtomicU64>,
 }
 
 impl Job {
@@ -49,6 +52,7 @@ impl Job {
             enriched: false,
             progress: false,
             stop: Arc::new(AtomicBool::new(false)),
+            durable: Arc::new(AtomicU64::new(0)),
         }
     }
 }
@@ -62,6 +66,11 @@ pub trait Observer: Send + Sync {
     }
     /// An update file was refused and, in follow mode, skipped.
     fn skipped(&self, _error: &InputError) {}
+    /// Whether every output holds an epoch once `epoch` returns. An observer that hands
+    /// epochs on (to a thread of sinks) says no, and advances `Job::durable` itself.
+    fn holds_epochs_on_return(&self) -> bool {
+        true
+    }
 }
 
 /// An observer that is told nothing.
@@ -80,7 +89,7 @@ pub struct EnrichedChange {
     pub percentage_micros: i64,
 }
 
-/// What one epoch did.
+/// What one epoch did, and the result after it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EpochOutput {
     pub epoch: Epoch,
@@ -102,9 +111,25 @@ pub struct EpochOutput {
     pub elapsed: Duration,
     /// Bytes resident in process 0 once the epoch was complete, where the OS tells.
     pub resident_bytes: Option<u64>,
+    /// The whole result table after the epoch.
+    pub table: Vec<ResultRow>,
+    /// The enriched orders' changes of the epoch (when asked for), by id and diff.
+    pub enriched: Vec<EnrichedChange>,
 }
 
-/// Everything a run produced, as held by worker 0.
+/// What worker 0 holds at the end of a run: the result, never the history of epochs
+/// (outputs that want it keep it), so a long run's memory follows its state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobSummary {
+    /// The table after the base snapshots (epoch 0).
+    pub baseline: Vec<ResultRow>,
+    /// The table after the last epoch.
+    pub table: Vec<ResultRow>,
+    pub codes: UpsertCounters,
+    pub orders: UpsertCounters,
+}
+
+/// Everything a run produced, epoch by epoch (`run_job`, for tests and benchmarks).
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobOutput {
     pub epochs: Vec<EpochOutput>,
@@ -138,18 +163,48 @@ impl std::fmt::Display for RunError {
 
 impl std::error::Error for RunError {}
 
-/// Runs `job` on `workers` and returns what worker 0 gathered (`None` in the other
-/// processes of a cluster).
+/// Runs `job` on `workers` and returns every epoch's output and the result, as worker 0
+/// gathered them (`None` in the other processes of a cluster).
 pub fn run_job(job: &Job, workers: &Workers) -> Result<Option<JobOutput>, RunError> {
-    run_job_observed(job, workers, Arc::new(Quiet))
+    let recorder = Arc::new(Recorder::default());
+    let summary = run_job_observed(job, workers, Arc::clone(&recorder) as Arc<dyn Observer>)?;
+    let epochs = std::mem::take(&mut *recorder.epochs.lock().unwrap_or_else(|e| e.into_inner()));
+    Ok(summary.map(|summary| JobOutput {
+        enriched: epochs
+            .iter()
+            .flat_map(|e| e.enriched.iter().cloned())
+            .collect(),
+        epochs,
+        baseline: summary.baseline,
+        table: summary.table,
+        codes: summary.codes,
+        orders: summary.orders,
+    }))
 }
 
-/// Runs `job` as `run_job` does, telling `observer` of each epoch as it completes.
+/// An observer that keeps every epoch's output.
+#[derive(Default)]
+pub struct Recorder {
+    pub epochs: Mutex<Vec<EpochOutput>>,
+}
+
+impl Observer for Recorder {
+    fn epoch(&self, epoch: &EpochOutput) -> std::io::Result<()> {
+        self.epochs
+            .lock()
+            .map_err(|_| std::io::Error::other("recorder lock"))?
+            .push(epoch.clone());
+        Ok(())
+    }
+}
+
+/// Runs `job` on `workers`, telling `observer` of each epoch as it completes, and
+/// returns the result (`None` in the other processes of a cluster).
 pub fn run_job_observed(
     job: &Job,
     workers: &Workers,
     observer: Arc<dyn Observer>,
-) -> Result<Option<JobOutput>, RunError> {
+) -> Result<Option<JobSummary>, RunError> {
     let job = Arc::new(job.clone());
     // timely reports a lost peer by panicking in its network threads, in the workers that
     // then find their channels poisoned, and in the guard that joins the network threads

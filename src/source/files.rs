@@ -3,12 +3,11 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 
 use serde::{Deserialize, Serialize};
 
 use super::follow::FollowedDir;
-use super::{EpochInfo, EpochSource};
+use super::{Control, EpochInfo, EpochSource};
 use crate::input::{
     read_share_with, summarize_share, BadRows, InputError, Part, Role, Share, ShareReport, Source,
 };
@@ -84,14 +83,14 @@ impl EpochSource for FileSource {
     /// Each worker's part of each file of the epoch.
     type Summary = Vec<Option<Part>>;
 
-    fn next_epoch(&mut self, stop: &AtomicBool) -> Result<Option<FileEpoch>, String> {
+    fn next_epoch(&mut self, control: &Control) -> Result<Option<FileEpoch>, String> {
         if let Some(epoch) = self.queued.pop_front() {
             return Ok(Some(epoch));
         }
         let Some(followed) = self.followed.as_mut() else {
             return Ok(None);
         };
-        Ok(followed.next(stop).map(|path| FileEpoch {
+        Ok(followed.next(control.stop).map(|path| FileEpoch {
             sources: vec![Source::new(path, Role::Update)],
         }))
     }

@@ -11,7 +11,7 @@ pub mod follow;
 pub mod postgres;
 
 use std::fmt::Debug;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::input::{BadRows, InputError, Share, ShareReport};
 use crate::model::{Change, Position};
@@ -38,8 +38,9 @@ pub trait EpochSource {
     type Summary: timely::ExchangeData + Clone;
 
     /// The leader's decision: the next epoch, waiting for one as long as the source
-    /// does (never past `stop`); `None` when there are no more.
-    fn next_epoch(&mut self, stop: &AtomicBool) -> Result<Option<Self::Epoch>, String>;
+    /// does (never past `control.stop`); `None` when there are no more. The k-th epoch
+    /// given is epoch k; `control.durable` tells how many every durable output holds.
+    fn next_epoch(&mut self, control: &Control) -> Result<Option<Self::Epoch>, String>;
 
     /// Whether the workers exchange summaries before reading `epoch`.
     fn exchanges_summaries(&self, _epoch: &Self::Epoch, _peers: usize) -> bool {
@@ -70,15 +71,28 @@ pub trait EpochSource {
 
     fn info(&self, epoch: &Self::Epoch) -> EpochInfo;
 
-    /// The leader, once `epoch` is complete and every output holds it.
-    fn completed(&mut self, _epoch: &Self::Epoch) -> Result<(), String> {
-        Ok(())
-    }
-
     /// Whether a bad epoch (under `--bad-rows fail`) is reported and skipped, as a
     /// followed directory does with a bad file, rather than ending the run.
     fn skips_bad_epochs(&self, _epoch: &Self::Epoch) -> bool {
         false
+    }
+}
+
+/// What the epoch loop tells a source while it waits for the next epoch.
+pub struct Control<'a> {
+    /// Set by Ctrl-C or SIGTERM: end after the epoch under way.
+    pub stop: &'a AtomicBool,
+    /// How many epochs every durable output holds (epochs below it may be acknowledged
+    /// upstream); it advances while the source waits.
+    pub durable: &'a AtomicU64,
+}
+
+impl Control<'_> {
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+    pub fn durable(&self) -> u64 {
+        self.durable.load(Ordering::SeqCst)
     }
 }
 

@@ -14,12 +14,10 @@ mod rows;
 mod snapshot;
 mod stream;
 
-use std::sync::atomic::AtomicBool;
-
 use pgwire_replication::Lsn;
 use serde::{Deserialize, Serialize};
 
-use super::{EpochInfo, EpochSource};
+use super::{Control, EpochInfo, EpochSource};
 use crate::input::{BadRows, InputError, Share, ShareReport};
 use crate::model::{Change, Position, Table};
 use connect::{Database, Tables};
@@ -65,6 +63,8 @@ pub struct PostgresSource {
     stream: Option<Stream>,
     /// The leader's transactions of the epoch being read.
     pending: Vec<Transaction>,
+    /// Epochs given so far (the snapshot is epoch 0).
+    given: u64,
 }
 
 impl PostgresSource {
@@ -73,6 +73,7 @@ impl PostgresSource {
             spec: spec.clone(),
             stream: None,
             pending: Vec::new(),
+            given: 0,
         }
     }
 
@@ -166,14 +167,17 @@ impl EpochSource for PostgresSource {
     type Epoch = PgEpoch;
     type Summary = ();
 
-    fn next_epoch(&mut self, stop: &AtomicBool) -> Result<Option<PgEpoch>, String> {
+    fn next_epoch(&mut self, control: &Control) -> Result<Option<PgEpoch>, String> {
         let Some(stream) = self.stream.as_mut() else {
+            self.given = 1;
             return self.open().map(Some);
         };
-        self.pending = stream.next_transactions(stop)?;
+        self.pending = stream.next_transactions(control)?;
         let Some(last) = self.pending.last() else {
             return Ok(None);
         };
+        stream.given(self.given, last.end_lsn);
+        self.given += 1;
         Ok(Some(PgEpoch::Changes {
             end_lsn: last.end_lsn,
             transactions: self.pending.len() as u64,
@@ -246,14 +250,6 @@ impl EpochSource for PostgresSource {
                 committed_at: self.pending.iter().map(|t| t.committed_at).min(),
             },
         }
-    }
-
-    fn completed(&mut self, epoch: &PgEpoch) -> Result<(), String> {
-        if let (PgEpoch::Changes { end_lsn, .. }, Some(stream)) = (epoch, &mut self.stream) {
-            stream.acknowledge(*end_lsn);
-        }
-        self.pending.clear();
-        Ok(())
     }
 }
 

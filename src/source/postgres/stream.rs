@@ -4,8 +4,7 @@
 //! The connection is `pgwire-replication`'s, which hands over pgoutput's messages as
 //! bytes (and its Begin and Commit parsed); the rows are decoded here.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,6 +15,7 @@ use super::connect::{Database, CONNECT_TIMEOUT};
 use super::rows::Shape;
 use crate::input::Op;
 use crate::model::Table;
+use crate::source::Control;
 
 /// Once a transaction has committed, the stream is drained for at most this long (or
 /// `MAX_CHANGES`) to put more transactions into the same epoch.
@@ -59,6 +59,8 @@ pub struct Stream {
     temporary: bool,
     /// The commit position last acknowledged: what a resumed stream may send again.
     acknowledged: u64,
+    /// Epochs given but not yet held by every durable output: (epoch, commit end).
+    unacknowledged: VecDeque<(u64, u64)>,
     at: String,
     /// The two tables by relation id, as the stream last described them.
     relations: HashMap<u32, Arc<Shape>>,
@@ -155,6 +157,7 @@ impl Stream {
                 config,
                 temporary,
                 acknowledged: slot.consistent_lsn,
+                unacknowledged: VecDeque::new(),
                 at,
                 relations: HashMap::new(),
                 idents,
@@ -168,7 +171,7 @@ impl Stream {
 
     /// The next whole transactions: waits for a first commit, then takes what else has
     /// committed within `GATHER`. Empty when `stop` is set first.
-    pub fn next_transactions(&mut self, stop: &AtomicBool) -> Result<Vec<Transaction>, String> {
+    pub fn next_transactions(&mut self, control: &Control) -> Result<Vec<Transaction>, String> {
         self.start()?;
         let mut ready: Vec<Transaction> = Vec::new();
         let mut changes = 0;
@@ -181,9 +184,10 @@ impl Stream {
             if gather_until.is_some() && (wait.is_zero() || changes >= MAX_CHANGES) {
                 return Ok(ready);
             }
-            if gather_until.is_none() && stop.load(Ordering::SeqCst) {
+            if gather_until.is_none() && control.stopping() {
                 return Ok(ready);
             }
+            self.acknowledge_durable(control.durable());
             let client = &mut self.client;
             let event = self
                 .runtime
@@ -228,7 +232,7 @@ impl Stream {
                     }
                     if transaction.changes.is_empty() {
                         // Nothing of ours: acknowledged at once unless an epoch waits.
-                        if ready.is_empty() {
+                        if ready.is_empty() && self.unacknowledged.is_empty() {
                             self.acknowledge(transaction.end_lsn);
                         }
                         continue;
@@ -242,8 +246,28 @@ impl Stream {
         }
     }
 
+    /// Remembers that epoch `epoch` ends at commit position `end_lsn`.
+    pub fn given(&mut self, epoch: u64, end_lsn: u64) {
+        self.unacknowledged.push_back((epoch, end_lsn));
+    }
+
+    /// Tells the server that every epoch below `durable` is applied and written.
+    fn acknowledge_durable(&mut self, durable: u64) {
+        let mut last = None;
+        while let Some(&(epoch, end_lsn)) = self.unacknowledged.front() {
+            if epoch >= durable {
+                break;
+            }
+            last = Some(end_lsn);
+            self.unacknowledged.pop_front();
+        }
+        if let Some(lsn) = last {
+            self.acknowledge(lsn);
+        }
+    }
+
     /// Tells the server that everything up to `lsn` is applied and written.
-    pub fn acknowledge(&mut self, lsn: u64) {
+    fn acknowledge(&mut self, lsn: u64) {
         self.acknowledged = self.acknowledged.max(lsn);
         self.client.update_applied_lsn(Lsn::from_u64(lsn));
     }
