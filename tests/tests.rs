@@ -8,6 +8,8 @@
 mod baseline;
 // The baseline against the reference and the dataflow on generated data.
 mod baseline_answers;
+// Arguments out of range: usage errors, never a panic.
+mod bounds;
 // Output of the built binary on fixtures: tables, changelogs, formats, what-if.
 mod cli;
 // A timely cluster of two processes on 127.0.0.1.
