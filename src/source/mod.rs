@@ -8,6 +8,7 @@
 
 pub mod files;
 pub mod follow;
+pub mod identity;
 pub mod postgres;
 
 use std::fmt::Debug;
