@@ -340,3 +340,56 @@ fn a_stopped_peer_ends_the_run_after_the_peer_timeout() {
         String::from_utf8_lossy(&zero.stderr)
     );
 }
+
+#[test]
+fn processes_agree_on_file_contents_and_arguments() {
+    // Two hosts whose copies of u.csv differ: each process in its own directory.
+    let hosts = format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port());
+    let dirs: Vec<Workdir> = ["cluster_content_0", "cluster_content_1"]
+        .iter()
+        .map(|name| {
+            let work = Workdir::new(name);
+            work.create("codes.csv", "code,percentage\nA,5\n");
+            work.create(
+                "orders.csv",
+                "id,customer_id,item_ct,order_subtotal,discount_code\n1,1,1,1,A\n",
+            );
+            work.create("hosts.txt", &hosts);
+            work
+        })
+        .collect();
+    dirs[0].create("u.csv", "op,id\ndelete,1\n");
+    dirs[1].create("u.csv", "op,id\ndelete,2\n");
+    let run = |extra: [&[&str]; 2]| -> Vec<String> {
+        let children: Vec<Child> = (0..2)
+            .map(|p| {
+                let mut args = two_processes("codes.csv", "20", ["0", "1"][p]);
+                args.extend(extra[p]);
+                spawn(&dirs[p], &args)
+            })
+            .collect();
+        children
+            .into_iter()
+            .map(|child| {
+                let output = wait(child, Duration::from_secs(60));
+                assert_eq!(output.status.code(), Some(1));
+                assert!(output.stdout.is_empty());
+                String::from_utf8_lossy(&output.stderr).into_owned()
+            })
+            .collect()
+    };
+    let same_length = "discounting: u.csv: differs between processes (length/hash): same length, different content hash\n";
+    eqnice!(
+        same_length.repeat(2),
+        run([&["u.csv"], &["u.csv"]]).concat()
+    );
+
+    let lists = "discounting: the update files differ between processes: u.csv in process 0, none in process 1\n";
+    eqnice!(lists.repeat(2), run([&["u.csv"], &[]]).concat());
+    let bad_rows =
+        "discounting: --bad-rows differs between processes: fail in process 0, skip in process 1\n";
+    eqnice!(
+        bad_rows.repeat(2),
+        run([&[], &["--bad-rows", "skip"]]).concat()
+    );
+}

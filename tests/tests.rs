@@ -10,6 +10,8 @@ mod baseline;
 mod baseline_answers;
 // Arguments out of range: usage errors, never a panic.
 mod bounds;
+// Files that change while they are read.
+mod changing;
 // Output of the built binary on fixtures: tables, changelogs, formats, what-if.
 mod cli;
 // A timely cluster of two processes on 127.0.0.1.

@@ -21,6 +21,14 @@ pub enum Workers {
 }
 
 impl Workers {
+    /// This process's index in the cluster.
+    pub fn process(&self) -> usize {
+        match self {
+            Workers::Process { .. } => 0,
+            Workers::Cluster { process, .. } => *process,
+        }
+    }
+
     /// Starts the workers, each running `work`.
     pub(super) fn execute<T, F>(
         &self,

@@ -127,11 +127,15 @@ impl FollowedDir {
                     events,
                 })
             }
-            // Without notification (an exhausted inotify limit, say) listings remain.
-            Err(e) => eprintln_note(&format!(
-                "cannot watch {} ({e}); new files are found by listing it",
-                self.dir.display()
-            )),
+            Err(e) => {
+                // A directory that is gone is that error; otherwise (an exhausted
+                // inotify limit, say) listings remain.
+                self.list(Some(started))?;
+                eprintln_note(&format!(
+                    "cannot watch {} ({e}); new files are found by listing it",
+                    self.dir.display()
+                ));
+            }
         }
         // Files older than the watch were there before the run: no event will come.
         self.list(Some(started))
