@@ -4,12 +4,14 @@
 //! defaults (the sample data in `inputs/`), reads the hostfile and checks the flags
 //! against each other. The rest of the program sees only the `Plan`.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::cluster::Patience;
 use crate::generate::Spec;
 use crate::input::BadRows;
 use crate::output::{ChangelogFormat, TableFormat};
@@ -49,19 +51,32 @@ pub enum Command {
     Generate(GenerateArgs),
 }
 
+/// Bounds of `generate`: ids stay far inside 64 bits whatever the updates add, and
+/// the codes' table (held in memory while writing) stays small.
+const MAX_GENERATED_ORDERS: u64 = 1_000_000_000_000;
+const MAX_GENERATED_CODES: u64 = 10_000_000;
+
+/// Above this many workers per process timely's channels (which grow with the square of
+/// the workers) no longer fit in any memory.
+const MAX_WORKERS: usize = 1024;
+
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
-    /// Orders in the base snapshot.
-    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    /// Orders in the base snapshot (at most 10^12).
+    #[arg(long, value_name = "N", default_value_t = 1_000_000,
+          value_parser = clap::value_parser!(u64).range(0..=MAX_GENERATED_ORDERS))]
     pub orders: u64,
-    /// Discount codes (one in twenty arrives only in an update file).
-    #[arg(long, value_name = "M", default_value_t = 1_000)]
+    /// Discount codes (one in twenty arrives only in an update file; at most 10^7).
+    #[arg(long, value_name = "M", default_value_t = 1_000,
+          value_parser = clap::value_parser!(u64).range(0..=MAX_GENERATED_CODES))]
     pub codes: u64,
-    /// Update files to write, one epoch each.
-    #[arg(long, value_name = "K", default_value_t = 10)]
+    /// Update files to write, one epoch each (at most 10^6).
+    #[arg(long, value_name = "K", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     pub updates: u64,
-    /// Changes per update file.
-    #[arg(long, value_name = "U", default_value_t = 1_000)]
+    /// Changes per update file (at most 10^9).
+    #[arg(long, value_name = "U", default_value_t = 1_000,
+          value_parser = clap::value_parser!(u64).range(0..=1_000_000_000))]
     pub update_size: u64,
     /// Seed: the same seed writes the same files.
     #[arg(long, value_name = "S", default_value_t = 1)]
@@ -148,8 +163,14 @@ pub struct CommonArgs {
     #[arg(long, value_name = "FILE")]
     pub hostfile: Option<PathBuf>,
     /// Seconds a cluster process waits for the others to connect before it gives up.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub connect_timeout: u64,
+    /// Seconds a cluster process goes on without a heartbeat from another (stopped,
+    /// hung or cut off) before the run ends with an error.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub peer_timeout: u64,
     /// How the final table is printed on stdout.
     #[arg(long, value_enum, default_value_t = TableFormat::Table)]
     pub format: TableFormat,
@@ -344,6 +365,22 @@ fn workers(common: &CommonArgs) -> anyhow::Result<Workers> {
     if common.workers == 0 {
         bail!("--workers must be at least 1");
     }
+    if common.workers > MAX_WORKERS {
+        bail!(
+            "--workers {} is more than {MAX_WORKERS}: timely's memory grows with the square of the workers",
+            common.workers
+        );
+    }
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    if common.workers > cores && !common.quiet {
+        // A note must never end the run, so a stderr that cannot be written is ignored.
+        let _ = writeln!(
+            std::io::stderr(),
+            "discounting: note: --workers {} is more than the {cores} cores here; each worker \
+             costs memory (timely's channels grow with the square of the workers) and adds no speed",
+            common.workers
+        );
+    }
     if common.processes == 0 {
         bail!("--processes must be at least 1");
     }
@@ -377,7 +414,10 @@ fn workers(common: &CommonArgs) -> anyhow::Result<Workers> {
         threads: common.workers,
         process: common.process,
         addresses,
-        patience: std::time::Duration::from_secs(common.connect_timeout),
+        patience: Patience {
+            connect: Duration::from_secs(common.connect_timeout),
+            silence: Duration::from_secs(common.peer_timeout),
+        },
     })
 }
 

@@ -56,7 +56,9 @@ impl<T: timely::ExchangeData + Clone> AllGather<T> {
         self.round += 1;
         self.input.advance_to(self.round);
         // Park between steps: in follow mode the other workers wait here, possibly for
-        // long, while worker 0 waits for a file.
+        // long, while worker 0 waits for a file. So this wait has no limit of its own: a
+        // peer process that stops answering is found by the cluster's heartbeats
+        // (`cluster.rs`), which end the run with one line.
         while self.probe.less_than(&self.round) {
             worker.step_or_park(Some(Duration::from_millis(100)));
         }

@@ -156,3 +156,116 @@ fn sigterm_ends_a_followed_run_normally_too() {
     assert!(rest.iter().any(|l| l == "final table"), "{rest:#?}");
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
+
+#[test]
+fn files_renamed_in_quickly_are_all_applied_in_name_order() {
+    let work = Workdir::new("follow_many");
+    work.create("codes.csv", "code,percentage\nA,10\n");
+    work.create(
+        "orders.csv",
+        "id,customer_id,item_ct,order_subtotal,discount_code\n1,1,1,10,A\n",
+    );
+    std::fs::create_dir_all(work.path("incoming")).unwrap();
+    let count = 2_000;
+    // Each file changes the one order: any file applied out of order, twice or never
+    // shows in the changelog.
+    let names: Vec<String> = (1..=count).map(|i| format!("u{i:05}.csv")).collect();
+    let contents = |i: usize| {
+        format!("op,id,customer_id,item_ct,order_subtotal,discount_code\nupsert,1,1,1,{i}.25,A\nupsert,{},1,2,1,A\n", i + 1)
+    };
+    for (i, name) in names.iter().enumerate() {
+        work.create(&format!("plain/{name}"), &contents(i + 1));
+    }
+    let (mut child, stdout, _stderr) = follow(
+        &work,
+        &["--format", "csv", "--changes", "followed.csv", "--stats"],
+    );
+    wait_for(&stdout, |l| l.starts_with("0,"));
+    for (i, name) in names.iter().enumerate() {
+        drop_file(&work, name, &contents(i + 1));
+    }
+    wait_for(&stdout, |l| l.starts_with(&format!("{count},")));
+    signal(&child, "-INT");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+
+    let mut plain = vec![
+        "run",
+        "--codes",
+        "codes.csv",
+        "--orders",
+        "orders.csv",
+        "--changes",
+        "plain.csv",
+    ];
+    let paths: Vec<String> = names.iter().map(|n| format!("plain/{n}")).collect();
+    plain.extend(paths.iter().map(String::as_str));
+    work.stdout(&plain);
+    let changes = work.read("followed.csv");
+    assert_eq!(
+        changes
+            .lines()
+            .filter(|l| l.starts_with(&format!("{count},")))
+            .count(),
+        2
+    );
+    eqnice!(work.read("plain.csv"), changes);
+}
+
+#[test]
+fn a_late_file_named_earlier_a_dangling_link_and_a_directory_are_reported() {
+    let work = Workdir::new("follow_late");
+    work.create("codes.csv", "code,percentage\nA,10\n");
+    work.create(
+        "orders.csv",
+        "id,customer_id,item_ct,order_subtotal,discount_code\n1,1,1,10,A\n",
+    );
+    std::fs::create_dir_all(work.path("incoming")).unwrap();
+    let (mut child, stdout, stderr) = follow(&work, &["--format", "csv"]);
+    wait_for(&stdout, |l| l.starts_with("0,"));
+    let upsert = |subtotal: u32| {
+        format!(
+            "op,id,customer_id,item_ct,order_subtotal,discount_code\nupsert,1,1,1,{subtotal},A\n"
+        )
+    };
+    drop_file(&work, "02.csv", &upsert(20));
+    wait_for(&stdout, |l| l.starts_with("1,+1,10,1,20.00"));
+    drop_file(&work, "01.csv", &upsert(30));
+    std::os::unix::fs::symlink("nowhere.csv", work.path("incoming/03.csv")).unwrap();
+    std::fs::create_dir_all(work.path("incoming/04.csv")).unwrap();
+    drop_file(&work, "05.csv", &upsert(50));
+    // The next applied file is epoch 2: nothing else was applied.
+    wait_for(&stdout, |l| l.starts_with("2,+1,10,1,50.00"));
+    let reported = wait_for(&stderr, |l| l.contains("04.csv"));
+    eqnice!(
+        "discounting: skipped a bad file: incoming/01.csv: named before incoming/02.csv, which was already applied; rename it to sort after
+discounting: skipped a bad file: incoming/03.csv: a symbolic link to nothing (dangling); it is not read
+discounting: skipped a bad file: incoming/04.csv: a directory named as a data file; it is not read",
+        reported.join("\n")
+    );
+    signal(&child, "-INT");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    // Each is reported once.
+    let rest: Vec<String> = stderr.try_iter().collect();
+    assert!(rest.iter().all(|l| !l.contains("skipped")), "{rest:#?}");
+}
+
+#[test]
+fn a_removed_directory_ends_the_run_with_an_error() {
+    let work = Workdir::new("follow_removed");
+    work.create("codes.csv", "code,percentage\nA,10\n");
+    work.create(
+        "orders.csv",
+        "id,customer_id,item_ct,order_subtotal,discount_code\n1,1,1,10,A\n",
+    );
+    std::fs::create_dir_all(work.path("incoming")).unwrap();
+    let (mut child, stdout, stderr) = follow(&work, &["--format", "csv"]);
+    wait_for(&stdout, |l| l.starts_with("0,"));
+    std::fs::remove_dir_all(work.path("incoming")).unwrap();
+    let exit = child.wait().unwrap();
+    assert_eq!(exit.code(), Some(1));
+    let lines: Vec<String> = stderr.iter().collect();
+    eqnice!(
+        "discounting: the followed directory incoming was removed",
+        lines.join("\n")
+    );
+}

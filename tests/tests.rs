@@ -8,6 +8,10 @@
 mod baseline;
 // The baseline against the reference and the dataflow on generated data.
 mod baseline_answers;
+// Arguments out of range: usage errors, never a panic.
+mod bounds;
+// Files that change while they are read.
+mod changing;
 // Output of the built binary on fixtures: tables, changelogs, formats, what-if.
 mod cli;
 // A timely cluster of two processes on 127.0.0.1.

@@ -18,7 +18,7 @@ use timely::worker::Worker;
 
 use super::collect::Collector;
 use super::progress::Progress;
-use super::{Job, JobSummary, Observer, RunError, WorkerReport};
+use super::{AgreedArgument, Job, JobSummary, Observer, RunError, WorkerReport};
 use crate::control::{AllGather, PeerLost};
 use crate::dataflow::{self, Inputs, Outputs};
 use crate::input::{InputError, Share};
@@ -43,6 +43,8 @@ pub(super) struct EpochLoop<'a> {
     pub worker: &'a mut Worker,
     pub job: &'a Job,
     pub observer: &'a dyn Observer,
+    /// This process's index in the cluster (for errors that name processes).
+    pub process: usize,
 }
 
 impl WithSource for EpochLoop<'_> {
@@ -53,12 +55,21 @@ impl WithSource for EpochLoop<'_> {
             worker,
             job,
             observer,
+            process,
         } = self;
         let share = Share {
             index: worker.index(),
             peers: worker.peers(),
         };
         let leader = share.index == 0;
+        // Before anything is read: every process was given the same arguments.
+        let mine = (process, job.agreed_arguments());
+        let all = AllGather::new(worker)
+            .round(worker, mine)
+            .map_err(peer_lost)?;
+        if let Some(difference) = disagreement(&all) {
+            return Err(RunError::Failed(difference));
+        }
         let mut inputs = Inputs::new(job.enriched);
         let outputs = worker.dataflow(|scope| dataflow::build(scope, &mut inputs));
         let mut state = WorkerState {
@@ -190,6 +201,7 @@ impl<Summary: timely::ExchangeData + Clone> WorkerState<Summary> {
             observer.epoch(done).map_err(|e| {
                 RunError::Failed(format!("cannot write epoch {epoch}'s output: {e}"))
             })?;
+            source.applied(descriptor).map_err(RunError::Failed)?;
             // Only now, with every output written, may the source acknowledge the epoch.
             if observer.holds_epochs_on_return() {
                 job.durable.fetch_max(epoch + 1, Ordering::SeqCst);
@@ -207,6 +219,30 @@ fn first_error(reports: &[WorkerReport]) -> Option<InputError> {
         .filter_map(|r| r.error.as_ref())
         .min_by_key(|(index, error)| (*index, error.line.unwrap_or(0)))
         .map(|(_, error)| error.clone())
+}
+
+/// The first argument in which some process differs from process 0, as one line.
+fn disagreement(all: &[(usize, Vec<AgreedArgument>)]) -> Option<String> {
+    let (first, reference) = all.first()?;
+    all.iter().find_map(|(process, theirs)| {
+        reference
+            .iter()
+            .zip(theirs)
+            .find(|(ours, theirs)| ours != theirs)
+            .map(|((name, ours, shown), (_, theirs, _))| {
+                let verb = if name.starts_with("the ") { "differ" } else { "differs" };
+                if *shown {
+                    let show = |v: &str| if v.is_empty() { "none".to_string() } else { v.to_string() };
+                    format!(
+                        "{name} {verb} between processes: {} in process {first}, {} in process {process}",
+                        show(ours),
+                        show(theirs)
+                    )
+                } else {
+                    format!("{name} {verb} between processes {first} and {process}")
+                }
+            })
+    })
 }
 
 fn peer_lost(lost: PeerLost) -> RunError {

@@ -57,6 +57,57 @@ impl Job {
     }
 }
 
+/// One argument that every process of a cluster must be given alike: its name, and its
+/// value, and whether an error may show it (not a URL: it may hold a password).
+pub type AgreedArgument = (String, String, bool);
+
+impl Job {
+    /// The arguments that every process must be given alike, as each has them: they
+    /// decide what is read and how, and process 0's would silently overrule the others'.
+    pub fn agreed_arguments(&self) -> Vec<AgreedArgument> {
+        let path = |p: &std::path::Path| p.display().to_string();
+        let mut agreed = match &self.source {
+            SourceSpec::Files(files) => vec![
+                ("--codes", path(&files.codes), true),
+                ("--orders", path(&files.orders), true),
+                (
+                    "the update files",
+                    files
+                        .updates
+                        .iter()
+                        .map(|p| path(p))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    true,
+                ),
+                (
+                    "--follow",
+                    files.follow.as_deref().map_or("none".to_string(), path),
+                    true,
+                ),
+            ],
+            SourceSpec::Postgres(pg) => vec![
+                ("--postgres", pg.url.clone(), false),
+                ("--codes-table", pg.codes_table.clone(), true),
+                ("--orders-table", pg.orders_table.clone(), true),
+                ("--publication", pg.publication.clone(), true),
+                ("--slot", pg.slot.clone().unwrap_or_default(), true),
+            ],
+        };
+        let bad_rows = match self.bad_rows {
+            BadRows::Fail => "fail",
+            BadRows::Skip => "skip",
+        };
+        agreed.push(("--bad-rows", bad_rows.to_string(), true));
+        let enriched = if self.enriched { "given" } else { "not given" };
+        agreed.push(("--enriched", enriched.to_string(), true));
+        agreed
+            .into_iter()
+            .map(|(name, value, shown)| (name.to_string(), value, shown))
+            .collect()
+    }
+}
+
 /// What is told, as it happens, about a run: each completed epoch, each skipped file.
 /// Worker 0 calls it, in epoch order.
 pub trait Observer: Send + Sync {
@@ -206,6 +257,7 @@ pub fn run_job_observed(
     observer: Arc<dyn Observer>,
 ) -> Result<Option<JobSummary>, RunError> {
     let job = Arc::new(job.clone());
+    let process = workers.process();
     // timely reports a lost peer by panicking in its network threads, in the workers that
     // then find their channels poisoned, and in the guard that joins the network threads
     // when it is dropped (inside `join`); all of them become one error here.
@@ -216,6 +268,7 @@ pub fn run_job_observed(
                     worker,
                     job: &job,
                     observer: &*observer,
+                    process,
                 })
             })
             .map(|guards| guards.join())

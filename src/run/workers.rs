@@ -1,11 +1,9 @@
 //! Where the workers run, how they are started, and what a failed worker is reported as.
 
-use std::time::Duration;
-
 use timely::worker::Worker;
 
 use super::RunError;
-use crate::cluster;
+use crate::cluster::{self, Patience};
 
 /// Where the workers run: threads of this process, or a timely cluster of processes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,12 +15,20 @@ pub enum Workers {
         threads: usize,
         process: usize,
         addresses: Vec<String>,
-        /// How long to wait for the other processes to connect.
-        patience: Duration,
+        /// How long to wait for the other processes, to connect and once running.
+        patience: Patience,
     },
 }
 
 impl Workers {
+    /// This process's index in the cluster.
+    pub fn process(&self) -> usize {
+        match self {
+            Workers::Process { .. } => 0,
+            Workers::Cluster { process, .. } => *process,
+        }
+    }
+
     /// Starts the workers, each running `work`.
     pub(super) fn execute<T, F>(
         &self,

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::follow::FollowedDir;
+use super::identity::{this_process, Extent, Fingerprint, Seen, Stamp};
 use super::{Control, EpochInfo, EpochSource};
 use crate::input::{
     read_share_with, summarize_share, BadRows, InputError, Part, Role, Share, ShareReport, Source,
@@ -49,9 +50,24 @@ impl FileSpec {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FileEpoch {
     pub sources: Vec<Source>,
+    /// What the leader saw of each file when it chose the epoch (`None`: it could not
+    /// be read, and every worker will say why).
+    pub seen: Vec<Option<Seen>>,
+    /// Why the leader refuses this file (a followed directory's rule), if it does.
+    pub refused: Option<String>,
 }
 
 impl FileEpoch {
+    /// An epoch of `sources`, each as the leader sees it now.
+    fn of(sources: Vec<Source>) -> FileEpoch {
+        let seen = sources.iter().map(|source| see(source).ok()).collect();
+        FileEpoch {
+            sources,
+            seen,
+            refused: None,
+        }
+    }
+
     fn is_base(&self) -> bool {
         self.sources
             .iter()
@@ -61,18 +77,15 @@ impl FileEpoch {
 
 pub struct FileSource {
     /// The epochs still to come from the command line (the leader's).
-    queued: VecDeque<FileEpoch>,
+    pending: VecDeque<Vec<Source>>,
     followed: Option<FollowedDir>,
 }
 
 impl FileSource {
     pub fn new(spec: &FileSpec) -> FileSource {
         FileSource {
-            queued: spec
-                .epochs()
-                .into_iter()
-                .map(|sources| FileEpoch { sources })
-                .collect(),
+            // Each epoch is looked at only when the leader comes to it.
+            pending: spec.epochs().into(),
             followed: spec.follow.clone().map(FollowedDir::new),
         }
     }
@@ -84,14 +97,22 @@ impl EpochSource for FileSource {
     type Summary = Vec<Option<Part>>;
 
     fn next_epoch(&mut self, control: &Control) -> Result<Option<FileEpoch>, String> {
-        if let Some(epoch) = self.queued.pop_front() {
-            return Ok(Some(epoch));
+        if let Some(sources) = self.pending.pop_front() {
+            return Ok(Some(FileEpoch::of(sources)));
         }
         let Some(followed) = self.followed.as_mut() else {
             return Ok(None);
         };
-        Ok(followed.next(control.stop).map(|path| FileEpoch {
-            sources: vec![Source::new(path, Role::Update)],
+        Ok(followed.next(control.stop)?.map(|arrival| {
+            let sources = vec![Source::new(arrival.path, Role::Update)];
+            match arrival.refused {
+                None => FileEpoch::of(sources),
+                Some(reason) => FileEpoch {
+                    seen: vec![None],
+                    sources,
+                    refused: Some(reason),
+                },
+            }
         }))
     }
 
@@ -121,17 +142,33 @@ impl EpochSource for FileSource {
         bad_rows: BadRows,
         sink: &mut dyn FnMut(Position, Change),
     ) -> Result<Vec<ShareReport>, (usize, InputError)> {
+        if let (Some(reason), Some(source)) = (&epoch.refused, epoch.sources.first()) {
+            return Err((0, InputError::file(&source.name(), reason.clone())));
+        }
         let mut reports = Vec::new();
         for (index, source) in epoch.sources.iter().enumerate() {
+            let name = source.name();
+            let seen = epoch.seen.get(index).copied().flatten();
+            // Before reading: this is the file the leader chose, as it then was.
+            let before = match seen {
+                Some(seen) => check_identity(source, &seen).map_err(|e| (index, e))?,
+                None => None,
+            };
             // Every worker's part of this file, in worker order, when all are known.
             let parts: Option<Vec<Part>> = summaries.and_then(|all| {
                 all.iter()
                     .map(|of_worker| of_worker.as_ref()?.get(index).cloned().flatten())
                     .collect()
             });
-            let report = read_share_with(source, share, bad_rows, parts.as_deref(), sink)
-                .map_err(|error| (index, error))?;
-            reports.push(report);
+            let read = read_share_with(source, share, bad_rows, parts.as_deref(), sink);
+            // After reading (also after an error, which a change may have caused): the
+            // file is still as it was, or what was read may be a mix of two versions.
+            if let Some(before) = before {
+                if Stamp::of(&source.path).ok() != Some(before) {
+                    return Err((index, changed(&name)));
+                }
+            }
+            reports.push(read.map_err(|error| (index, error))?);
         }
         Ok(reports)
     }
@@ -147,8 +184,79 @@ impl EpochSource for FileSource {
         }
     }
 
+    /// A file of the followed directory was applied: later ones must sort after it.
+    fn applied(&mut self, epoch: &FileEpoch) -> Result<(), String> {
+        if let (Some(followed), false) = (self.followed.as_mut(), epoch.is_base()) {
+            for source in &epoch.sources {
+                followed.applied(&source.path);
+            }
+        }
+        Ok(())
+    }
+
     /// A followed stream goes on past a bad file, which is applied not at all.
     fn skips_bad_epochs(&self, epoch: &FileEpoch) -> bool {
         self.followed.is_some() && !epoch.is_base()
     }
+}
+
+/// How much of `source` its fingerprint covers: update files whole, base snapshots
+/// (possibly gigabytes, read in shares) at both ends, with their length.
+fn extent(source: &Source) -> Extent {
+    match source.role {
+        Role::Update => Extent::Whole,
+        Role::Snapshot(_) => Extent::Ends,
+    }
+}
+
+/// The leader's view of `source`.
+fn see(source: &Source) -> std::io::Result<Seen> {
+    let stamp = Stamp::of(&source.path)?;
+    let content = Fingerprint::of(&source.path, extent(source))?;
+    // A write between the two looks: the workers will find the file changed.
+    Ok(Seen {
+        process: this_process(),
+        stamp,
+        content,
+    })
+}
+
+fn changed(name: &str) -> InputError {
+    InputError::file(name, "changed while it was being read")
+}
+
+/// Checks this worker's copy of `source` against what the leader saw, and returns its
+/// stamp to compare with after reading. In the leader's process the file must be the
+/// very one (same metadata); elsewhere, a copy of the same length and content hash.
+fn check_identity(source: &Source, seen: &Seen) -> Result<Option<Stamp>, InputError> {
+    let name = source.name();
+    // A file this worker cannot open is reported by the read itself, as without checks.
+    let Ok(stamp) = Stamp::of(&source.path) else {
+        return Ok(None);
+    };
+    let here = seen.process == this_process();
+    if here && stamp != seen.stamp {
+        return Err(changed(&name));
+    }
+    let content = Fingerprint::of(&source.path, extent(source))
+        .map_err(|e| InputError::file(&name, format!("cannot read: {e}")))?;
+    if content != seen.content || stamp.len != seen.content.len {
+        return Err(if here {
+            changed(&name)
+        } else {
+            let what = if content.len != seen.content.len {
+                format!(
+                    "{} bytes in the leader's process, {} here",
+                    seen.content.len, content.len
+                )
+            } else {
+                "same length, different content hash".to_string()
+            };
+            InputError::file(
+                &name,
+                format!("differs between processes (length/hash): {what}"),
+            )
+        });
+    }
+    Ok(Some(stamp))
 }

@@ -8,6 +8,7 @@
 
 pub mod files;
 pub mod follow;
+pub mod identity;
 pub mod postgres;
 
 use std::fmt::Debug;
@@ -70,6 +71,12 @@ pub trait EpochSource {
     }
 
     fn info(&self, epoch: &Self::Epoch) -> EpochInfo;
+
+    /// The leader, once `epoch` is applied (before its outputs are written: a source
+    /// acknowledges upstream only what `Control::durable` says every output holds).
+    fn applied(&mut self, _epoch: &Self::Epoch) -> Result<(), String> {
+        Ok(())
+    }
 
     /// Whether a bad epoch (under `--bad-rows fail`) is reported and skipped, as a
     /// followed directory does with a bad file, rather than ending the run.

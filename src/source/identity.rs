@@ -1,0 +1,133 @@
+//! What a file is, so that every worker can tell that it reads the file the leader
+//! chose: its metadata (`Stamp`: length, modification and change times, device and
+//! inode), which tells a change on this host, and its content (`Fingerprint`: length
+//! and a hash), which other hosts compare their copies with.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::Path;
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::Xxh3;
+
+/// A file's metadata; any write or replacement changes some of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamp {
+    pub len: u64,
+    modified_ns: i128,
+    changed_ns: i128,
+    device: u64,
+    inode: u64,
+}
+
+impl Stamp {
+    pub fn of(path: &Path) -> io::Result<Stamp> {
+        Ok(Stamp::from(&std::fs::metadata(path)?))
+    }
+}
+
+impl From<&std::fs::Metadata> for Stamp {
+    #[cfg(unix)]
+    fn from(meta: &std::fs::Metadata) -> Stamp {
+        use std::os::unix::fs::MetadataExt;
+        let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+        Stamp {
+            len: meta.len(),
+            modified_ns: ns(meta.mtime(), meta.mtime_nsec()),
+            changed_ns: ns(meta.ctime(), meta.ctime_nsec()),
+            device: meta.dev(),
+            inode: meta.ino(),
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn from(meta: &std::fs::Metadata) -> Stamp {
+        let modified_ns = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as i128);
+        Stamp {
+            len: meta.len(),
+            modified_ns,
+            changed_ns: 0,
+            device: 0,
+            inode: 0,
+        }
+    }
+}
+
+/// How much of a file its fingerprint hashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Extent {
+    /// All of it: update files, which every worker reads whole anyway.
+    Whole,
+    /// The first and last `ENDS` bytes: base snapshots, which can be many gigabytes.
+    Ends,
+}
+
+/// Bytes hashed at each end of a base snapshot.
+pub const ENDS: u64 = 64 * 1024;
+
+/// A file's content as far as processes compare it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    pub len: u64,
+    pub hash: u64,
+}
+
+impl Fingerprint {
+    pub fn of(path: &Path, extent: Extent) -> io::Result<Fingerprint> {
+        // Opening a FIFO would wait for a writer: only a regular file is opened here (the
+        // reader refuses anything else with its own message).
+        if !std::fs::metadata(path)?.is_file() {
+            return Err(io::Error::other("not a regular file"));
+        }
+        let mut file = File::open(path)?;
+        let len = file.metadata()?.len();
+        let mut hasher = Xxh3::new();
+        match extent {
+            Extent::Whole => hash_from(&mut file, u64::MAX, &mut hasher)?,
+            Extent::Ends => {
+                hash_from(&mut file, ENDS, &mut hasher)?;
+                let tail = len.saturating_sub(ENDS).max(ENDS.min(len));
+                file.seek(SeekFrom::Start(tail))?;
+                hash_from(&mut file, ENDS, &mut hasher)?;
+            }
+        }
+        Ok(Fingerprint {
+            len,
+            hash: hasher.digest(),
+        })
+    }
+}
+
+fn hash_from(file: &mut File, limit: u64, hasher: &mut Xxh3) -> io::Result<()> {
+    let mut buffer = vec![0u8; 1 << 16];
+    let mut reader = file.take(limit);
+    loop {
+        match reader.read(&mut buffer) {
+            Ok(0) => return Ok(()),
+            Ok(n) => hasher.update(&buffer[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// What the leader saw of one file when it chose the epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seen {
+    /// The process it was seen from (`this_process`): only there do stamps compare.
+    pub process: u64,
+    pub stamp: Stamp,
+    pub content: Fingerprint,
+}
+
+/// A token of this process, to tell the leader's process from the others (a stamp's
+/// device and inode mean something only on the host that took it).
+pub fn this_process() -> u64 {
+    static TOKEN: OnceLock<u64> = OnceLock::new();
+    *TOKEN.get_or_init(rand::random)
+}

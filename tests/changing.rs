@@ -1,0 +1,127 @@
+//! Files that change while the job reads them: an error naming the file, never an epoch
+//! that mixes two versions.
+
+use std::io::{Seek, SeekFrom, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::eqnice;
+use crate::util::Workdir;
+
+/// An update file of `rows` upserts, every order at `subtotal` (all versions of one
+/// length, so that a rewrite in place leaves no shorter tail).
+fn version(rows: u64, subtotal: u32) -> String {
+    let mut text = String::from("op,id,customer_id,item_ct,order_subtotal,discount_code\n");
+    for id in 1..=rows {
+        text.push_str(&format!("upsert,{id},1,1,{subtotal}.00,A\n"));
+    }
+    text
+}
+
+#[test]
+fn an_update_file_rewritten_while_read_is_an_error_or_one_version() {
+    let work = Workdir::new("changing_update");
+    work.create("codes.csv", "code,percentage\nA,10\n");
+    work.create(
+        "orders.csv",
+        "id,customer_id,item_ct,order_subtotal,discount_code\n1,1,1,10,A\n",
+    );
+    let (a, b) = (version(200_000, 1), version(200_000, 2));
+    work.create("a.csv", &a);
+    work.create("b.csv", &b);
+    let args = |file: &'static str, workers: &'static str| {
+        vec![
+            "run",
+            "--codes",
+            "codes.csv",
+            "--orders",
+            "orders.csv",
+            file,
+            "--format",
+            "csv",
+            "-w",
+            workers,
+        ]
+    };
+    let of_a = work.stdout(&args("a.csv", "1"));
+    let of_b = work.stdout(&args("b.csv", "1"));
+    assert_ne!(of_a, of_b);
+
+    work.create("u.csv", &a);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (stop, path) = (Arc::clone(&stop), work.path("u.csv"));
+        std::thread::spawn(move || {
+            let mut file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+            let mut rewrites = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                let text = if rewrites % 2 == 0 { &b } else { &a };
+                file.seek(SeekFrom::Start(0)).unwrap();
+                // In pieces, as a writer does: readers see the file half new.
+                for piece in text.as_bytes().chunks(1 << 16) {
+                    file.write_all(piece).unwrap();
+                }
+                rewrites += 1;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            rewrites
+        })
+    };
+    let mut failures = 0;
+    for workers in ["1", "2", "1", "2"] {
+        let output = work.command(&args("u.csv", workers)).output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        match output.status.code() {
+            Some(0) => assert!(stdout == of_a || stdout == of_b, "a mix: {stdout}"),
+            Some(1) => {
+                failures += 1;
+                eqnice!(
+                    "discounting: u.csv: changed while it was being read\n",
+                    stderr
+                );
+                assert!(stdout.is_empty());
+            }
+            other => panic!("exit {other:?}: {stderr}"),
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    assert!(writer.join().unwrap() > 0);
+    assert!(failures > 0, "the rewrites were never seen");
+}
+
+#[test]
+fn a_base_snapshot_truncated_while_read_is_an_error() {
+    let work = Workdir::new("changing_base");
+    work.generate(400_000, 0);
+    let child = work
+        .command(&[
+            "run",
+            "--codes",
+            "discount_codes.csv",
+            "--orders",
+            "orders.csv",
+            "--format",
+            "csv",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Loading 400,000 orders takes the debug build about a second: cut the file midway.
+    std::thread::sleep(Duration::from_millis(300));
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(work.path("orders.csv"))
+        .unwrap();
+    let len = file.metadata().unwrap().len();
+    file.set_len(len / 2).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty());
+    eqnice!(
+        "discounting: orders.csv: changed while it was being read\n",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
