@@ -13,11 +13,12 @@ use crate::cli::{JobPlan, Plan, Report};
 use crate::generate::Generator;
 use crate::output_file::refuse_outputs_that_are_inputs;
 use crate::report::ReportKind;
-use crate::run::{run_job_observed, Observer};
+use crate::run::{run_job_observed, Observer, Workers};
 use crate::sink::files::{
     AppendedChangelog, ChangelogFile, EnrichedFile, Final, FinalStdout, HtmlReport, LiveStdout,
     Notes, RejectsFile, Stats, STDOUT,
 };
+use crate::sink::postgres::PostgresSink;
 use crate::sink::{Pipeline, Sink};
 use crate::source::SourceSpec;
 use crate::{note, streams};
@@ -54,7 +55,10 @@ fn run(plan: &JobPlan) -> anyhow::Result<()> {
         ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
             .context("cannot install the Ctrl-C handler")?;
     }
-    let pipeline = Arc::new(Pipeline::start(sinks(plan), Arc::clone(&plan.job.durable))?);
+    let pipeline = Arc::new(Pipeline::start(
+        sinks(plan)?,
+        Arc::clone(&plan.job.durable),
+    )?);
     let observer = Arc::clone(&pipeline) as Arc<dyn Observer>;
     let summary = run_job_observed(&plan.job, &plan.workers, observer);
     // An error of the outputs is the cause of a failed run; otherwise the run's own.
@@ -63,14 +67,23 @@ fn run(plan: &JobPlan) -> anyhow::Result<()> {
     finished
 }
 
-/// The plan's outputs, in the order they are written at the end.
-fn sinks(plan: &JobPlan) -> Vec<Box<dyn Sink>> {
+/// The plan's outputs, in the order they are written at the end. Those that connect
+/// somewhere do so now, so that a bad address is an error before anything is read; in a
+/// cluster only process 0 writes.
+fn sinks(plan: &JobPlan) -> anyhow::Result<Vec<Box<dyn Sink>>> {
     let live = plan.report == Report::Live;
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    let writes = match &plan.workers {
+        Workers::Process { .. } => true,
+        Workers::Cluster { process, .. } => *process == 0,
+    };
     if live {
         sinks.push(Box::new(LiveStdout {
             format: plan.format,
         }));
+    }
+    if let (Some((url, table)), true) = (&plan.sink_postgres, writes) {
+        sinks.push(Box::new(PostgresSink::connect(url, table)?));
     }
     if let Some(path) = &plan.changes {
         let (path, format) = (path.clone(), plan.changes_format);
@@ -131,7 +144,7 @@ fn sinks(plan: &JobPlan) -> Vec<Box<dyn Sink>> {
         format: plan.format,
         epochs: Vec::new(),
     }));
-    sinks
+    Ok(sinks)
 }
 
 /// The files the plan writes.

@@ -202,6 +202,18 @@ pub struct CommonArgs {
     /// With --bad-rows skip: write every rejected row with its reason as CSV.
     #[arg(long, value_name = "FILE")]
     pub rejects: Option<PathBuf>,
+    /// Keep the result in a table of a PostgreSQL database (postgres://user@host/db),
+    /// one transaction per epoch with a row in discounting_progress.
+    #[arg(long, value_name = "URL")]
+    pub sink_postgres: Option<String>,
+    /// With --sink-postgres: the result table (optionally schema-qualified).
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "discount_analysis",
+        requires = "sink_postgres"
+    )]
+    pub result_table: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -229,6 +241,8 @@ pub struct JobPlan {
     pub html_report: Option<PathBuf>,
     pub enriched: Option<PathBuf>,
     pub rejects: Option<PathBuf>,
+    /// A database URL and the table that keeps the result there.
+    pub sink_postgres: Option<(String, String)>,
     pub stats: bool,
     pub quiet: bool,
 }
@@ -356,6 +370,9 @@ fn plan(source: SourceSpec, report: Report, common: CommonArgs) -> anyhow::Resul
         html_report: common.report,
         enriched: common.enriched,
         rejects: common.rejects,
+        sink_postgres: common
+            .sink_postgres
+            .map(|url| (url, common.result_table.clone())),
         stats: common.stats,
         quiet: common.quiet,
     })))

@@ -31,6 +31,7 @@ pub mod memory;
 pub mod model;
 pub mod output;
 pub mod output_file;
+pub mod pg;
 pub mod reference;
 pub mod report;
 pub mod result;

@@ -150,23 +150,16 @@ impl PgServer {
 
     /// Runs SQL through psql (over the socket, as the superuser); panics on an error.
     pub fn psql(&self, db: &str, sql: &str) -> String {
-        let output = Command::new(self.bin.join("psql"))
-            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
-            .arg(&self.dir)
-            .args([
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-                "-d",
-                db,
-                "-c",
-                sql,
-            ])
-            .output()
-            .unwrap();
-        check(output.clone(), &format!("psql {sql}"));
-        String::from_utf8_lossy(&output.stdout).to_string()
+        self.client().psql(db, sql)
+    }
+
+    /// What runs psql against this server, for another thread.
+    pub fn client(&self) -> PgClient {
+        PgClient {
+            psql: self.bin.join("psql"),
+            dir: self.dir.clone(),
+            port: self.port,
+        }
     }
 
     /// Stops the server at once, as a crash would (`pg_ctl stop -m immediate`).
@@ -188,6 +181,37 @@ impl PgServer {
             std::thread::sleep(Duration::from_millis(20));
         }
         false
+    }
+}
+
+/// psql against a running server.
+#[derive(Clone)]
+pub struct PgClient {
+    psql: PathBuf,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl PgClient {
+    /// Runs SQL (over the socket, as the superuser); panics on an error.
+    pub fn psql(&self, db: &str, sql: &str) -> String {
+        let output = Command::new(&self.psql)
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
+            .arg(&self.dir)
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                db,
+                "-c",
+                sql,
+            ])
+            .output()
+            .unwrap();
+        check(output.clone(), &format!("psql {sql}"));
+        String::from_utf8_lossy(&output.stdout).to_string()
     }
 }
 

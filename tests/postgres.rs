@@ -18,15 +18,15 @@ use crate::pg_server::PgServer;
 use crate::util::Workdir;
 
 /// A printed result table: percentage → the printed row.
-type Table = BTreeMap<String, Vec<String>>;
+pub type Table = BTreeMap<String, Vec<String>>;
 
-const SCHEMA: &str =
+pub const SCHEMA: &str =
     "CREATE TABLE discount_codes (code text PRIMARY KEY, percentage numeric(9,6) NOT NULL);
 CREATE TABLE orders (id bigint PRIMARY KEY, order_time timestamptz, customer_id integer NOT NULL,
   item_ct integer NOT NULL, order_subtotal numeric(14,6) NOT NULL, discount_code text, note text);";
 
 /// A server with the two tables, and a few codes and orders.
-fn server_with_tables() -> PgServer {
+pub fn server_with_tables() -> PgServer {
     let server = PgServer::start();
     server.psql("postgres", SCHEMA);
     server.psql(
@@ -39,7 +39,7 @@ fn server_with_tables() -> PgServer {
 }
 
 /// The result table as the database computes it, rounded as the job prints.
-fn database_table(server: &PgServer) -> Table {
+pub fn database_table(server: &PgServer) -> Table {
     let text = server.psql(
         "postgres",
         "SELECT dc.percentage, count(*), sum(o.item_ct), sum(o.order_subtotal) \
@@ -66,14 +66,14 @@ fn database_table(server: &PgServer) -> Table {
 }
 
 /// A running `discounting run --postgres`, its stdout (the CSV changelog) read as it comes.
-struct LiveJob {
-    child: Child,
+pub struct LiveJob {
+    pub child: Child,
     stdout: Arc<Mutex<Vec<String>>>,
     stderr: Arc<Mutex<String>>,
 }
 
 impl LiveJob {
-    fn start(work: &Workdir, url: &str, extra: &[&str]) -> LiveJob {
+    pub fn start(work: &Workdir, url: &str, extra: &[&str]) -> LiveJob {
         let mut args = vec!["run", "--postgres", url, "--format", "csv", "--stats"];
         args.extend_from_slice(extra);
         let mut child = work
@@ -108,7 +108,7 @@ impl LiveJob {
     }
 
     /// The epochs printed so far: each epoch's table after it, replayed from the changelog.
-    fn tables(&self) -> Vec<(u64, Table)> {
+    pub fn tables(&self) -> Vec<(u64, Table)> {
         let lines = self.stdout.lock().unwrap().clone();
         let mut table = Table::new();
         let mut tables: Vec<(u64, Table)> = Vec::new();
@@ -140,12 +140,12 @@ impl LiveJob {
     }
 
     /// The number of epochs completed (stats lines on stderr).
-    fn epochs_done(&self) -> usize {
+    pub fn epochs_done(&self) -> usize {
         self.stderr.lock().unwrap().matches("stats: epoch=").count()
     }
 
     /// Waits until the job has completed `epochs` epochs, or panics after `limit`.
-    fn wait_epochs(&self, epochs: usize, limit: Duration) {
+    pub fn wait_epochs(&self, epochs: usize, limit: Duration) {
         let until = Instant::now() + limit;
         while self.epochs_done() < epochs {
             assert!(
@@ -158,14 +158,14 @@ impl LiveJob {
     }
 
     /// SIGINT, then the exit code and stderr.
-    fn stop(mut self) -> (Option<i32>, String) {
+    pub fn stop(mut self) -> (Option<i32>, String) {
         let _ = Command::new("kill")
             .args(["-INT", &self.child.id().to_string()])
             .status();
         self.wait()
     }
 
-    fn wait(&mut self) -> (Option<i32>, String) {
+    pub fn wait(&mut self) -> (Option<i32>, String) {
         let until = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -186,7 +186,7 @@ impl LiveJob {
 
 /// A random transaction: order inserts, updates (some changing the key), deletes, code
 /// corrections, codes that arrive late or vanish.
-fn random_transaction(rng: &mut StdRng, next_id: &mut i64) -> String {
+pub fn random_transaction(rng: &mut StdRng, next_id: &mut i64) -> String {
     let mut sql = String::from("BEGIN;");
     for _ in 0..rng.random_range(1..6) {
         let id = rng.random_range(1..*next_id.max(&mut 2));

@@ -30,6 +30,8 @@ mod oracle;
 mod pg_server;
 // The PostgreSQL source against a real server.
 mod postgres;
+// The PostgreSQL sink against a real server.
+mod postgres_sink;
 // A full or closed stdout, a full stderr, a reader that goes away.
 mod streams;
 mod util;

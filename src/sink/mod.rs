@@ -8,6 +8,7 @@
 //! a source acknowledge it upstream.
 
 pub mod files;
+pub mod postgres;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};

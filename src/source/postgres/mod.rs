@@ -9,7 +9,7 @@
 //! so the slot keeps what a restarted job would need and its lag shows in
 //! `pg_replication_slots`.
 
-mod connect;
+mod checks;
 mod rows;
 mod snapshot;
 mod stream;
@@ -20,11 +20,10 @@ use serde::{Deserialize, Serialize};
 use super::{Control, EpochInfo, EpochSource};
 use crate::input::{BadRows, InputError, Share, ShareReport};
 use crate::model::{Change, Position, Table};
-use connect::{Database, Tables};
+use crate::pg::Database;
+use checks::Tables;
 use rows::Shape;
 use stream::{RowChange, Stream, Transaction};
-
-pub use connect::quote_ident;
 
 /// The database, tables and publication a job reads.
 #[derive(Debug, Clone)]
@@ -81,7 +80,7 @@ impl PostgresSource {
     fn open(&mut self) -> Result<PgEpoch, String> {
         let database = Database::from_url(&self.spec.url)?;
         let mut client = database.connect()?;
-        let tables = connect::check(
+        let tables = checks::check(
             &mut client,
             &self.spec.codes_table,
             &self.spec.orders_table,
@@ -110,7 +109,7 @@ impl PostgresSource {
                     ),
                     &[],
                 )
-                .map_err(|e| connect::error_text(&e))?;
+                .map_err(|e| crate::pg::error_text(&e))?;
             *count = row.get::<_, i64>(0).max(0) as u64;
         }
         let described = |i: usize| (tables.quoted[i].clone(), tables.shapes[i].names.clone());

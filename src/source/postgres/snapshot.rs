@@ -6,10 +6,11 @@ use std::io::BufRead;
 
 use postgres::Client;
 
-use super::connect::{error_text, quote_ident, Database, Tables};
+use super::checks::Tables;
 use super::rows::Shape;
 use crate::input::{BadRows, InputError, Op, Share, ShareReport};
 use crate::model::{Change, Position};
+use crate::pg::{error_text, quote_ident, Database};
 
 /// Copies this worker's share of both tables inside `snapshot`: rows on pages
 /// `[blocks × index / peers, blocks × (index + 1) / peers)`, the last worker's share open

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use pgwire_replication::{Lsn, ReplicationClient, ReplicationConfig, ReplicationEvent, TlsConfig};
 use tokio::runtime::Runtime;
 
-use super::connect::{Database, CONNECT_TIMEOUT};
 use super::rows::Shape;
 use crate::input::Op;
 use crate::model::Table;
+use crate::pg::{Database, CONNECT_TIMEOUT};
 use crate::source::Control;
 
 /// Once a transaction has committed, the stream is drained for at most this long (or

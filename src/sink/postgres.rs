@@ -1,0 +1,240 @@
+//! `--sink-postgres URL`: the result kept in a table of a PostgreSQL database.
+//!
+//! Each epoch is one transaction: the table is made equal to the epoch's result (rows of
+//! percentages that went away deleted, changed rows upserted, every row stamped with the
+//! epoch and source position) together with the job's row in `discounting_progress`. So
+//! a reader always sees one whole epoch. The progress row fences a restarted job: an
+//! epoch it holds already (by source position where the source has one, else by epoch
+//! number) is not written again, and the first epoch a run writes makes the whole table
+//! equal to the result, so no stale or duplicate row survives a restart.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use anyhow::{anyhow, bail};
+use postgres::Client;
+
+use super::Sink;
+use crate::pg::{error_text, quote_ident, Database};
+use crate::result::{ResultRow, COLUMNS};
+use crate::run::EpochOutput;
+
+/// The table of the progress rows, one per result table.
+pub const PROGRESS_TABLE: &str = "discounting_progress";
+
+pub struct PostgresSink {
+    client: Client,
+    database: String,
+    /// The result table, as given and quoted.
+    table: String,
+    quoted: String,
+    /// Whether this run has written an epoch yet (the first makes the table whole).
+    synced: bool,
+}
+
+impl PostgresSink {
+    /// Connects and makes the result and progress tables if they are missing.
+    pub fn connect(url: &str, table: &str) -> anyhow::Result<PostgresSink> {
+        let database = Database::from_url(url).map_err(|e| anyhow!("--sink-postgres: {e}"))?;
+        let mut client = database
+            .connect()
+            .map_err(|e| anyhow!("--sink-postgres: {e}"))?;
+        let quoted = quoted_name(table);
+        let numeric = |name: &str| format!("{name} numeric NOT NULL");
+        let create = format!(
+            "CREATE TABLE IF NOT EXISTS {quoted} (percentage numeric PRIMARY KEY, {}, {}, {}, {}, \
+             order_count bigint NOT NULL, epoch bigint NOT NULL, source_position text);
+             CREATE TABLE IF NOT EXISTS {PROGRESS_TABLE} (result_table text PRIMARY KEY, \
+             epoch bigint NOT NULL, source_position pg_lsn, written_at timestamptz NOT NULL);",
+            numeric("avg_item_ct"),
+            numeric("avg_order_subtotal"),
+            numeric("avg_order_total"),
+            numeric("avg_discount_total"),
+        );
+        client.batch_execute(&create).map_err(|e| {
+            anyhow!(
+                "--sink-postgres: cannot make the table {table} in {}: {}",
+                database.describe(),
+                error_text(&e)
+            )
+        })?;
+        Ok(PostgresSink {
+            client,
+            database: database.describe(),
+            table: table.to_string(),
+            quoted,
+            synced: false,
+        })
+    }
+
+    fn write(&mut self, epoch: &EpochOutput) -> Result<(), postgres::Error> {
+        let mut transaction = self.client.transaction()?;
+        let progress = transaction.query_opt(
+            &format!(
+                "SELECT epoch, source_position::text FROM {PROGRESS_TABLE} WHERE result_table = $1 FOR UPDATE"
+            ),
+            &[&self.table],
+        )?;
+        if let Some(row) = &progress {
+            let (written_epoch, written_position): (i64, Option<String>) = (row.get(0), row.get(1));
+            if holds_already(written_epoch, written_position.as_deref(), epoch) {
+                return transaction.commit();
+            }
+        }
+        let mut sql = String::new();
+        let stamp = |sql: &mut String| {
+            let _ = write!(
+                sql,
+                "{}, {}",
+                epoch.epoch,
+                epoch
+                    .position
+                    .as_deref()
+                    .map_or("NULL".to_string(), |p| format!("'{p}'"))
+            );
+        };
+        let removed: BTreeSet<&str> = if self.synced {
+            let now: BTreeSet<&str> = epoch.table.iter().map(|r| r.values[0].as_str()).collect();
+            epoch
+                .changes
+                .iter()
+                .map(|c| c.row.values[0].as_str())
+                .filter(|p| !now.contains(p))
+                .collect()
+        } else {
+            BTreeSet::new()
+        };
+        if !self.synced {
+            // The first epoch of this run: whatever the table held, it becomes the result.
+            let keep: Vec<&str> = epoch.table.iter().map(|r| r.values[0].as_str()).collect();
+            let _ = write!(
+                sql,
+                "DELETE FROM {} WHERE percentage <> ALL ('{{{}}}'::numeric[]);",
+                self.quoted,
+                keep.join(",")
+            );
+        } else if !removed.is_empty() {
+            let gone: Vec<&str> = removed.into_iter().collect();
+            let _ = write!(
+                sql,
+                "DELETE FROM {} WHERE percentage = ANY ('{{{}}}'::numeric[]);",
+                self.quoted,
+                gone.join(",")
+            );
+        }
+        if !epoch.table.is_empty() {
+            let _ = write!(
+                sql,
+                "INSERT INTO {} ({}, epoch, source_position) VALUES ",
+                self.quoted,
+                COLUMNS.join(", ")
+            );
+            for (i, row) in epoch.table.iter().enumerate() {
+                sql.push_str(if i == 0 { "(" } else { ", (" });
+                sql.push_str(&row.values.join(", "));
+                sql.push_str(", ");
+                stamp(&mut sql);
+                sql.push(')');
+            }
+            let updates: Vec<String> = COLUMNS[1..]
+                .iter()
+                .chain(["epoch", "source_position"].iter())
+                .map(|c| format!("{c} = EXCLUDED.{c}"))
+                .collect();
+            let _ = write!(
+                sql,
+                " ON CONFLICT (percentage) DO UPDATE SET {};",
+                updates.join(", ")
+            );
+        }
+        let _ = write!(
+            sql,
+            "INSERT INTO {PROGRESS_TABLE} VALUES ('{}', ",
+            self.table.replace('\'', "''")
+        );
+        stamp(&mut sql);
+        sql.push_str(
+            ", now()) ON CONFLICT (result_table) DO UPDATE SET epoch = EXCLUDED.epoch, \
+             source_position = EXCLUDED.source_position, written_at = EXCLUDED.written_at;",
+        );
+        transaction.batch_execute(&sql)?;
+        transaction.commit()?;
+        self.synced = true;
+        Ok(())
+    }
+}
+
+/// Whether the progress row says the table holds `epoch` already: a later source
+/// position, or with no positions (files) the same or a later epoch.
+fn holds_already(written_epoch: i64, written_position: Option<&str>, epoch: &EpochOutput) -> bool {
+    match (
+        written_position.and_then(lsn),
+        epoch.position.as_deref().and_then(lsn),
+    ) {
+        (Some(written), Some(this)) => written >= this && epoch.epoch > 0,
+        (None, None) => written_epoch >= epoch.epoch as i64,
+        _ => false,
+    }
+}
+
+/// An LSN (`0/16B3F28`) as a number.
+fn lsn(text: &str) -> Option<u64> {
+    let (high, low) = text.split_once('/')?;
+    Some((u64::from_str_radix(high, 16).ok()? << 32) | u64::from_str_radix(low, 16).ok()?)
+}
+
+/// A table name, optionally schema-qualified, as quoted SQL.
+fn quoted_name(name: &str) -> String {
+    name.split('.')
+        .map(quote_ident)
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// Only digits, a sign and a point reach the SQL text: the printed figures are ours.
+fn check_figures(rows: &[ResultRow]) -> anyhow::Result<()> {
+    for row in rows {
+        for value in &row.values {
+            if value.is_empty()
+                || !value
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-')
+            {
+                bail!("a figure that is not a number: {value:?}");
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Sink for PostgresSink {
+    fn name(&self) -> String {
+        format!("--sink-postgres {} (table {})", self.database, self.table)
+    }
+
+    fn epoch(&mut self, epoch: &EpochOutput) -> anyhow::Result<()> {
+        check_figures(&epoch.table)?;
+        self.write(epoch)
+            .map_err(|e| anyhow!("cannot write epoch {}: {}", epoch.epoch, error_text(&e)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_compare_as_numbers() {
+        assert!(lsn("0/16B3F28") < lsn("1/0"));
+        assert_eq!(lsn("0/A"), Some(10));
+        assert_eq!(lsn("nope"), None);
+    }
+
+    #[test]
+    fn names_are_quoted_part_by_part() {
+        assert_eq!(
+            quoted_name("shop.discount_analysis"),
+            "\"shop\".\"discount_analysis\""
+        );
+    }
+}
