@@ -71,7 +71,7 @@ fn load(server: &PgServer, orders: u64) {
             "INSERT INTO orders SELECT g, CASE WHEN g % 50 = 0 THEN NULL ELSE timestamptz '2026-11-01' + g * interval '37 ms' END,
                g % 100000, g % 9, (g * 7919 % 3000000) / 100.0,
                CASE WHEN g % 40 = 0 THEN NULL ELSE 'C' || (1 + g * 31 % 1100) END
-             FROM generate_series(1, {orders}) g; VACUUM ANALYZE orders;"
+             FROM generate_series(1::bigint, {orders}) g;"
         ),
     );
     eprintln!(
