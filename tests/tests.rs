@@ -26,6 +26,8 @@ mod oracle;
 mod pg_server;
 // The PostgreSQL source against a real server.
 mod postgres;
+// The HTTP API and the dashboard (in headless Chromium) through the library's Server.
+mod serve;
 // A full or closed stdout, a full stderr, a reader that goes away.
 mod streams;
 mod util;
