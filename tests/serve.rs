@@ -555,6 +555,7 @@ fn serve_sse_delivers_epochs_published_after_the_client_connected() {
 fn serve_sse_last_event_id_replays_missed_epochs_or_sends_a_snapshot() {
     let options = Options {
         history_epochs: 3,
+        max_clients: 4,
         ..Options::default()
     };
     let server = Server::start_with(local(), options).unwrap();
@@ -591,6 +592,13 @@ fn serve_sse_last_event_id_replays_missed_epochs_or_sends_a_snapshot() {
     // One that saw an epoch no longer kept, or one never seen, gets a fresh snapshot.
     let mut evicted = SseClient::connect(addr, Some(1));
     let mut unknown = SseClient::connect(addr, Some(99));
+    // Four clients is the most this server takes.
+    let refused = get(addr, "/v1/changes");
+    assert_eq!(refused.status, 503);
+    assert!(refused.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("too many clients"));
     for client in [&mut evicted, &mut unknown] {
         let event = client.next();
         assert_eq!(event.event.as_deref(), Some("snapshot"));

@@ -236,11 +236,17 @@ async fn changes(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     let kill = connection.map_or_else(|| Arc::new(Notify::new()), |c| c.0.kill.clone());
-    let Subscription {
+    let Some(Subscription {
         first,
         queue,
         guard,
-    } = shared.subscribe(last_event_id, kill);
+    }) = shared.subscribe(last_event_id, kill)
+    else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many clients of /v1/changes; try again later",
+        );
+    };
     let first = futures_util::stream::iter(first).map(|item| event(&item));
     let live = futures_util::stream::unfold((queue, guard), |(mut queue, guard)| async move {
         let item = queue.recv().await?;

@@ -74,6 +74,8 @@ pub struct Options {
     pub history_rows: usize,
     /// Epochs queued for one stream client before it counts as too slow and is dropped.
     pub client_queue: usize,
+    /// Stream clients at once; one more is refused with 503.
+    pub max_clients: usize,
 }
 
 impl Default for Options {
@@ -82,6 +84,7 @@ impl Default for Options {
             history_epochs: 1000,
             history_rows: 200_000,
             client_queue: 256,
+            max_clients: 1000,
         }
     }
 }

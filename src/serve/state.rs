@@ -229,13 +229,17 @@ impl Shared {
 
     /// Registers a stream client. With `last_event_id` the epoch it saw last: it gets the
     /// epochs after it from the history if they are all there, else the current table.
+    /// `None` when `max_clients` are connected already.
     pub fn subscribe(
         self: &Arc<Self>,
         last_event_id: Option<u64>,
         kill: Arc<Notify>,
-    ) -> Subscription {
+    ) -> Option<Subscription> {
         let (tx, rx) = mpsc::channel(self.options.client_queue.max(1));
         let mut state = self.lock();
+        if state.clients.len() >= self.options.max_clients {
+            return None;
+        }
         let mut wants_snapshot = false;
         let first = match &state.current {
             None => {
@@ -266,13 +270,13 @@ impl Shared {
             wants_snapshot,
         });
         drop(state);
-        Subscription {
+        Some(Subscription {
             first,
             queue: rx,
             guard: ClientGuard {
                 id,
                 shared: self.clone(),
             },
-        }
+        })
     }
 }
