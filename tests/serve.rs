@@ -187,6 +187,8 @@ struct SseEvent {
     id: Option<String>,
     event: Option<String>,
     data: String,
+    /// The event's lines as they came.
+    raw: String,
 }
 
 impl SseEvent {
@@ -241,6 +243,7 @@ impl SseClient {
             id: None,
             event: None,
             data: String::new(),
+            raw: String::new(),
         };
         let mut fields = 0;
         loop {
@@ -257,6 +260,8 @@ impl SseClient {
             if line.starts_with(':') {
                 continue;
             }
+            event.raw.push_str(line);
+            event.raw.push('\n');
             let (name, value) = line.split_once(':').unwrap_or((line, ""));
             let value = value.strip_prefix(' ').unwrap_or(value).to_string();
             fields += 1;
@@ -403,6 +408,7 @@ fn serve_errors_health_and_dashboard_before_the_first_epoch() {
     assert_eq!(post.status, 405);
     assert!(post.json()["error"].is_string());
 
+    assert_eq!(request(addr, "HEAD", "/healthz").status, 200);
     let health = get(addr, "/healthz");
     assert_eq!((health.status, health.body.as_str()), (200, "ok\n"));
 
@@ -526,6 +532,10 @@ fn serve_sse_delivers_epochs_published_after_the_client_connected() {
         )
     );
 
+    assert_eq!(
+        first.raw,
+        format!("id: 0\nevent: snapshot\ndata: {}\n", first.data)
+    );
     // Connected after epoch 0: its snapshot first, then each epoch's changes.
     let mut late = SseClient::connect(addr, None);
     let snapshot = late.next();

@@ -216,12 +216,12 @@ async fn table(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery) -> 
 fn event(item: &Item) -> Result<Event, Infallible> {
     Ok(match item {
         Item::Snapshot(s) => Event::default()
-            .event("snapshot")
             .id(s.epoch.to_string())
+            .event("snapshot")
             .data(s.json()),
         Item::Changes(c) => Event::default()
-            .event("changes")
             .id(c.epoch.to_string())
+            .event("changes")
             .data(c.json()),
     })
 }
