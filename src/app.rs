@@ -18,6 +18,7 @@ use crate::sink::files::{
     AppendedChangelog, ChangelogFile, EnrichedFile, Final, FinalStdout, HtmlReport, LiveStdout,
     Notes, RejectsFile, Stats, STDOUT,
 };
+use crate::sink::http::HttpSink;
 use crate::sink::postgres::PostgresSink;
 use crate::sink::{Pipeline, Sink};
 use crate::source::SourceSpec;
@@ -84,6 +85,9 @@ fn sinks(plan: &JobPlan) -> anyhow::Result<Vec<Box<dyn Sink>>> {
     }
     if let (Some((url, table)), true) = (&plan.sink_postgres, writes) {
         sinks.push(Box::new(PostgresSink::connect(url, table)?));
+    }
+    if let (Some(addr), true) = (plan.serve, writes) {
+        sinks.push(Box::new(HttpSink::start(addr)?));
     }
     if let Some(path) = &plan.changes {
         let (path, format) = (path.clone(), plan.changes_format);

@@ -206,6 +206,11 @@ pub struct CommonArgs {
     /// one transaction per epoch with a row in discounting_progress.
     #[arg(long, value_name = "URL")]
     pub sink_postgres: Option<String>,
+    /// Serve the result over HTTP at ADDR (e.g. 127.0.0.1:8080): the table as JSON at
+    /// /v1/discount_analysis, each epoch's changes as Server-Sent Events at /v1/changes,
+    /// a live dashboard at /, Prometheus metrics at /metrics, /healthz.
+    #[arg(long, value_name = "ADDR")]
+    pub serve: Option<std::net::SocketAddr>,
     /// With --sink-postgres: the result table (optionally schema-qualified).
     #[arg(
         long,
@@ -243,6 +248,8 @@ pub struct JobPlan {
     pub rejects: Option<PathBuf>,
     /// A database URL and the table that keeps the result there.
     pub sink_postgres: Option<(String, String)>,
+    /// Where the HTTP API and dashboard listen.
+    pub serve: Option<std::net::SocketAddr>,
     pub stats: bool,
     pub quiet: bool,
 }
@@ -373,6 +380,7 @@ fn plan(source: SourceSpec, report: Report, common: CommonArgs) -> anyhow::Resul
         sink_postgres: common
             .sink_postgres
             .map(|url| (url, common.result_table.clone())),
+        serve: common.serve,
         stats: common.stats,
         quiet: common.quiet,
     })))

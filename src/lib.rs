@@ -15,7 +15,7 @@
 //! - `result`: sums into printed rows, and the changelog of those rows.
 //! - `run`: the epoch loop; `reference`: the same answers with plain hash maps.
 //! - `generate`: deterministic data at scale, for benchmarks and trials.
-//! - `report`: the self-contained HTML report.
+//! - `report`: the self-contained HTML report; `serve`: the HTTP API and live dashboard.
 //! - `output`, `cli`, `app`: formats, arguments, and carrying out a command line.
 
 pub mod app;
@@ -36,6 +36,7 @@ pub mod reference;
 pub mod report;
 pub mod result;
 pub mod run;
+pub mod serve;
 pub mod sink;
 pub mod source;
 pub mod streams;

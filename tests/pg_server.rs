@@ -108,7 +108,7 @@ impl PgServer {
         let options = format!(
             "-c port={port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} \
              -c wal_level={wal_level} -c max_replication_slots=20 -c max_wal_senders=20 \
-             -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+             -c fsync=off -c full_page_writes=off",
             dir.display()
         );
         let server = PgServer {

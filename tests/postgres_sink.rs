@@ -176,3 +176,54 @@ fn a_killed_job_restarted_leaves_the_table_exact() {
         sink_state(&server.client()).1
     );
 }
+
+/// `--serve` on the real binary, beside the database sink: the JSON is the result the
+/// database computes, after a change made once the job runs.
+#[test]
+fn the_http_api_serves_the_live_result() {
+    let server = server_with_tables();
+    let work = Workdir::new("serve-live");
+    let url = server.url("postgres");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let job = LiveJob::start(
+        &work,
+        &url,
+        &["--serve", &addr.to_string(), "--sink-postgres", &url],
+    );
+    job.wait_epochs(1, Duration::from_secs(60));
+    server.psql(
+        "postgres",
+        "UPDATE discount_codes SET percentage = 35 WHERE code = 'B25';",
+    );
+    job.wait_epochs(2, Duration::from_secs(30));
+    let expected = database_table(&server);
+    let served = crate::serve::get(addr, "/v1/discount_analysis");
+    let (code, stderr) = job.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(served.status, 200, "{}", served.body);
+    let document: serde_json::Value = serde_json::from_str(&served.body).unwrap();
+    assert_eq!(document["epoch"].to_string(), "1");
+    let names = [
+        "PERCENTAGE",
+        "AVG_ITEM_CT",
+        "AVG_ORDER_SUBTOTAL",
+        "AVG_ORDER_TOTAL",
+        "AVG_DISCOUNT_TOTAL",
+        "ORDER_COUNT",
+    ];
+    let rows: Table = document["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            let values: Vec<String> = names.iter().map(|n| row[*n].to_string()).collect();
+            (values[0].clone(), values)
+        })
+        .collect();
+    assert_eq!(rows, expected);
+}

@@ -32,6 +32,8 @@ mod pg_server;
 mod postgres;
 // The PostgreSQL sink against a real server.
 mod postgres_sink;
+// The HTTP API and the dashboard (in headless Chromium) through the library's Server.
+mod serve;
 // A full or closed stdout, a full stderr, a reader that goes away.
 mod streams;
 mod util;

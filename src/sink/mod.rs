@@ -8,6 +8,7 @@
 //! a source acknowledge it upstream.
 
 pub mod files;
+pub mod http;
 pub mod postgres;
 
 use std::sync::atomic::{AtomicU64, Ordering};
