@@ -51,8 +51,12 @@ fn main() {
         );
     }
     for workers in ["1", "2"] {
-        writer(&server, workers, orders, seconds);
+        writer(&server, workers, &[], orders, seconds);
     }
+    // The same with the result kept in a table of the database and served over HTTP.
+    let url = server.url("postgres");
+    let with_sinks = ["--sink-postgres", url.as_str(), "--serve", "127.0.0.1:0"];
+    writer(&server, "1", &with_sinks, orders, seconds);
 }
 
 /// `orders` orders and 1,000 codes in the forms a shop's database has.

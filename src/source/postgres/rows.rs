@@ -66,7 +66,12 @@ impl Shape {
 
     /// A row of this table (`values` in column order; `None` is NULL) into a change.
     /// `at` says where the row came from (`snapshot`, `LSN 0/16B3F28`) for errors.
-    pub fn change(&self, op: Op, values: &[Option<String>], at: &str) -> Result<Change, Reject> {
+    pub fn change<S: AsRef<str>>(
+        &self,
+        op: Op,
+        values: &[Option<S>],
+        at: &str,
+    ) -> Result<Change, Reject> {
         let cells = RowCells {
             shape: self,
             values,
@@ -75,11 +80,11 @@ impl Shape {
     }
 
     /// A bad row: table, key, column, where, why; the row's values as CSV.
-    pub fn reject(&self, values: &[Option<String>], at: &str, cell: CellError) -> Reject {
+    pub fn reject<S: AsRef<str>>(&self, values: &[Option<S>], at: &str, cell: CellError) -> Reject {
         let key = self
             .position(self.key())
-            .and_then(|p| values.get(p).cloned().flatten())
-            .unwrap_or_default();
+            .and_then(|p| values.get(p)?.as_ref())
+            .map_or("", |v| v.as_ref());
         let place = format!("{} {}={key} ({at})", self.name, self.key().name());
         Reject {
             error: InputError {
@@ -115,18 +120,18 @@ pub fn key_column(table: Table) -> Column {
     }
 }
 
-struct RowCells<'a> {
+struct RowCells<'a, S> {
     shape: &'a Shape,
-    values: &'a [Option<String>],
+    values: &'a [Option<S>],
 }
 
-impl Cells for RowCells<'_> {
+impl<S: AsRef<str>> Cells for RowCells<'_, S> {
     fn cell(&self, column: Column) -> Result<Option<Cow<'_, str>>, CellError> {
         let Some(text) = self
             .shape
             .position(column)
             .and_then(|p| self.values.get(p))
-            .and_then(|v| v.as_deref())
+            .and_then(|v| v.as_ref().map(AsRef::as_ref))
         else {
             return Ok(None);
         };
@@ -165,13 +170,13 @@ fn as_rfc3339(text: &str) -> Cow<'_, str> {
 }
 
 /// Values as one CSV line (NULL as an empty cell), for the rejects file.
-fn csv_line(values: &[Option<String>]) -> String {
+fn csv_line<S: AsRef<str>>(values: &[Option<S>]) -> String {
     let mut out = Vec::new();
     {
         let mut writer = csv::WriterBuilder::new()
             .terminator(csv::Terminator::Any(b'\n'))
             .from_writer(&mut out);
-        let _ = writer.write_record(values.iter().map(|v| v.as_deref().unwrap_or("")));
+        let _ = writer.write_record(values.iter().map(|v| v.as_ref().map_or("", AsRef::as_ref)));
     }
     String::from_utf8_lossy(&out).trim_end().to_string()
 }

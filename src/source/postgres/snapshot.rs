@@ -2,6 +2,7 @@
 //! the replication slot exported and copies its share of each table's pages, so the
 //! snapshot is read in parallel and fits the stream exactly (no gap, no overlap).
 
+use std::borrow::Cow;
 use std::io::BufRead;
 
 use postgres::Client;
@@ -94,13 +95,12 @@ fn copy_table(
     let mut reader = std::io::BufReader::with_capacity(1 << 16, reader);
     let mut report = ShareReport::default();
     let mut line = Vec::new();
-    let mut values = Vec::with_capacity(shape.names.len());
     loop {
         line.clear();
         if reader.read_until(b'\n', &mut line).map_err(io_error)? == 0 {
             break;
         }
-        values.clear();
+        let mut values = Vec::with_capacity(shape.names.len());
         copy_text_values(&line, &mut values);
         match shape.change(Op::Upsert, &values, "snapshot") {
             Ok(change) => {
@@ -117,47 +117,54 @@ fn copy_table(
     Ok(report)
 }
 
-/// One line of COPY's text format: tab-separated, `\N` for NULL, backslash escapes.
-pub fn copy_text_values(line: &[u8], values: &mut Vec<Option<String>>) {
+/// One line of COPY's text format: tab-separated, `\N` for NULL, backslash escapes;
+/// a field without a backslash is borrowed from the line as it is.
+pub fn copy_text_values<'a>(line: &'a [u8], values: &mut Vec<Option<Cow<'a, str>>>) {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     for field in line.split(|&b| b == b'\t') {
         if field == b"\\N" {
             values.push(None);
+        } else if !field.contains(&b'\\') {
+            values.push(Some(String::from_utf8_lossy(field)));
+        } else {
+            values.push(Some(Cow::Owned(unescape(field))));
+        }
+    }
+}
+
+fn unescape(field: &[u8]) -> String {
+    let mut text = Vec::with_capacity(field.len());
+    let mut bytes = field.iter().copied().peekable();
+    while let Some(b) = bytes.next() {
+        if b != b'\\' {
+            text.push(b);
             continue;
         }
-        let mut text = Vec::with_capacity(field.len());
-        let mut bytes = field.iter().copied().peekable();
-        while let Some(b) = bytes.next() {
-            if b != b'\\' {
-                text.push(b);
-                continue;
-            }
-            match bytes.next() {
-                Some(b'n') => text.push(b'\n'),
-                Some(b'r') => text.push(b'\r'),
-                Some(b't') => text.push(b'\t'),
-                Some(b'b') => text.push(8),
-                Some(b'f') => text.push(12),
-                Some(b'v') => text.push(11),
-                Some(d @ b'0'..=b'7') => {
-                    let mut value = u32::from(d - b'0');
-                    for _ in 0..2 {
-                        match bytes.peek() {
-                            Some(&o @ b'0'..=b'7') => {
-                                value = value * 8 + u32::from(o - b'0');
-                                bytes.next();
-                            }
-                            _ => break,
+        match bytes.next() {
+            Some(b'n') => text.push(b'\n'),
+            Some(b'r') => text.push(b'\r'),
+            Some(b't') => text.push(b'\t'),
+            Some(b'b') => text.push(8),
+            Some(b'f') => text.push(12),
+            Some(b'v') => text.push(11),
+            Some(d @ b'0'..=b'7') => {
+                let mut value = u32::from(d - b'0');
+                for _ in 0..2 {
+                    match bytes.peek() {
+                        Some(&o @ b'0'..=b'7') => {
+                            value = value * 8 + u32::from(o - b'0');
+                            bytes.next();
                         }
+                        _ => break,
                     }
-                    text.push(value as u8);
                 }
-                Some(other) => text.push(other),
-                None => text.push(b'\\'),
+                text.push(value as u8);
             }
+            Some(other) => text.push(other),
+            None => text.push(b'\\'),
         }
-        values.push(Some(String::from_utf8_lossy(&text).into_owned()));
     }
+    String::from_utf8_lossy(&text).into_owned()
 }
 
 #[cfg(test)]
@@ -171,10 +178,10 @@ mod tests {
         assert_eq!(
             values,
             [
-                Some("1".to_string()),
+                Some(Cow::Borrowed("1")),
                 None,
-                Some("a\tb\\c\n".to_string()),
-                Some("A".to_string())
+                Some(Cow::Owned("a\tb\\c\n".to_string())),
+                Some(Cow::Owned("A".to_string()))
             ]
         );
     }
