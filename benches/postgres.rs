@@ -106,7 +106,7 @@ struct Job {
 }
 
 impl Job {
-    fn start(server: &PgServer, workers: &str) -> Job {
+    fn start(server: &PgServer, workers: &str, extra: &[&str]) -> Job {
         let mut child = Command::new(env!("CARGO_BIN_EXE_discounting"))
             .args([
                 "run",
@@ -117,6 +117,7 @@ impl Job {
                 "csv",
             ])
             .args(["-w", workers])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -170,14 +171,14 @@ fn field(line: &str, name: &str) -> Option<f64> {
 }
 
 fn snapshot_seconds(server: &PgServer, workers: &str) -> f64 {
-    let job = Job::start(server, workers);
+    let job = Job::start(server, workers, &[]);
     let seconds = job.wait_for_epoch_0();
     job.stop();
     seconds
 }
 
 /// pgbench commits single-row transactions for `seconds`; the job follows.
-fn writer(server: &PgServer, workers: &str, orders: u64, seconds: u64) {
+fn writer(server: &PgServer, workers: &str, extra: &[&str], orders: u64, seconds: u64) {
     let dir =
         std::env::temp_dir().join(format!("discounting-bench-pgbench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -196,7 +197,7 @@ fn writer(server: &PgServer, workers: &str, orders: u64, seconds: u64) {
         "\\set code random(1, 1000)\n\\set p random(5, 50)\nUPDATE discount_codes SET percentage = :p WHERE code = 'C' || :code;\n",
     )
     .unwrap();
-    let job = Job::start(server, workers);
+    let job = Job::start(server, workers, extra);
     job.wait_for_epoch_0();
     let lag = || {
         server
@@ -272,15 +273,36 @@ fn writer(server: &PgServer, workers: &str, orders: u64, seconds: u64) {
             .copied()
             .unwrap_or(f64::NAN)
     };
+    let resident =
+        |line: Option<&&String>| line.and_then(|l| field(l, "resident_bytes")).unwrap_or(0.0) / 1e6;
+    let mut latency: Vec<f64> = epochs.iter().filter_map(|l| field(l, "seconds")).collect();
+    latency.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        latency
+            .get(((latency.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+            * 1e3
+    };
+    let sinks = if extra.is_empty() {
+        ""
+    } else {
+        ".with_sink_and_serve"
+    };
     println!(
-        "postgres.w{workers}.writer_commits_per_sec={tps:.0} job_changes_per_sec={:.0} epochs={} \
-         freshness_ms_p50={:.2} p99={:.2} max={:.2} lag_bytes_at_writer_end={lag_at_end} caught_up_after_ms={}",
+        "postgres.w{workers}{sinks}.writer_commits_per_sec={tps:.0} job_changes_per_sec={:.0} epochs={} \
+         freshness_ms_p50={:.2} p99={:.2} max={:.2} epoch_ms_p50={:.3} p99={:.3} \
+         lag_bytes_at_writer_end={lag_at_end} caught_up_after_ms={} resident_mb_first={:.1} last={:.1}",
         rows / seconds as f64,
         epochs.len(),
         quantile(0.5),
         quantile(0.99),
         quantile(1.0),
-        caught_up.as_millis()
+        at(0.5),
+        at(0.99),
+        caught_up.as_millis(),
+        resident(epochs.first()),
+        resident(epochs.last()),
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
