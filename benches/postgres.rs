@@ -7,8 +7,10 @@
 //! throwaway server (as the tests do: Debian's postgresql package must be installed),
 //! which shares the machine's cores with the job. The job is the release binary with
 //! `--stats`: the snapshot's figure is its epoch 0 (from the slot's creation to complete
-//! results, COPY and dataflow together); the writer is `pgbench` running single-row
-//! UPDATEs (9 in 10 change an order's subtotal and code, 1 in 10 corrects a code).
+//! results, COPY and dataflow together); the writer is one `pgbench` client committing
+//! small transactions as fast as it can: 9 in 10 update three orders (a subtotal and a
+//! code, an item count, a subtotal), 1 in 10 corrects a code's percentage. Freshness is
+//! from each epoch's first commit (the server's commit time) to the epoch's completion.
 
 // The tests' throwaway server; some of its helpers are for the tests only.
 #[allow(dead_code)]
@@ -186,8 +188,10 @@ fn writer(server: &PgServer, workers: &str, extra: &[&str], orders: u64, seconds
     std::fs::write(
         &update,
         format!(
-            "\\set id random(1, {orders})\n\\set code random(1, 1100)\n\
-             UPDATE orders SET order_subtotal = order_subtotal + 0.01, discount_code = 'C' || :code WHERE id = :id;\n"
+            "\\set id random(1, {orders})\n\\set code random(1, 1100)\nBEGIN;\n\
+             UPDATE orders SET order_subtotal = order_subtotal + 0.01, discount_code = 'C' || :code WHERE id = :id;\n\
+             UPDATE orders SET item_ct = item_ct + 1 WHERE id = :id % {orders} + 1;\n\
+             UPDATE orders SET order_subtotal = order_subtotal + 0.02 WHERE id = (:id * 7) % {orders} + 1;\nCOMMIT;\n"
         ),
     )
     .unwrap();
@@ -244,11 +248,16 @@ fn writer(server: &PgServer, workers: &str, extra: &[&str], orders: u64, seconds
         .unwrap();
     let lag_at_end = lag();
     let stopped = Instant::now();
-    // Catching up: until the slot's acknowledged position reaches the writer's last commit.
-    while lag() > 0 && stopped.elapsed() < Duration::from_secs(60) {
-        std::thread::sleep(Duration::from_millis(10));
+    // Catching up: the writer has stopped; the job has caught up once no epoch has come
+    // for 300 ms (the last one came `caught_up` after the writer's end).
+    let (mut seen, mut caught_up) = (job.stats.lock().unwrap().len(), Duration::ZERO);
+    while stopped.elapsed() < caught_up + Duration::from_millis(300) {
+        std::thread::sleep(Duration::from_millis(5));
+        let now = job.stats.lock().unwrap().len();
+        if now != seen {
+            (seen, caught_up) = (now, stopped.elapsed());
+        }
     }
-    let caught_up = stopped.elapsed();
     let stats = job.stop();
     let report = String::from_utf8_lossy(&output.stdout);
     let tps = report

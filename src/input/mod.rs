@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 pub use error::{InputError, Reject};
 pub use layout::Part;
-pub use row::{parse_change, parse_timestamp, CellError, Cells, Column, Op};
+pub use row::{parse_change, parse_timestamp, required_columns, CellError, Cells, Column, Op};
 
 use crate::model::{Change, Position, Table};
 

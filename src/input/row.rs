@@ -62,7 +62,7 @@ impl Column {
     }
 }
 
-/// Columns a base snapshot of `table` must have.
+/// Columns a base snapshot of `table` (a file or a database table) must have.
 pub fn required_columns(table: Table) -> &'static [Column] {
     match table {
         Table::DiscountCodes => &[Column::Code, Column::Percentage],

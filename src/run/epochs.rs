@@ -29,6 +29,9 @@ use crate::source::{Control, EpochSource, WithSource};
 /// sent does not pile up in channels as well as in the operators.
 const STEP_EVERY: u64 = 1 << 14;
 
+/// The longest a worker waiting for an epoch to complete parks between two looks.
+const PARK: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// The leader's word on what comes next.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 enum Next<E> {
@@ -194,7 +197,12 @@ impl<Summary: timely::ExchangeData + Clone> WorkerState<Summary> {
         }
         self.inputs.advance_to(epoch + 1);
         let probe = &self.outputs.probe;
-        worker.step_while(|| probe.less_than(&(epoch + 1)));
+        // Park rather than spin while other workers finish their part: a spinning worker
+        // takes a core from the ones it waits for (and, with a database source, from the
+        // server). Messages wake a parked worker; the bound is only a safety net.
+        while probe.less_than(&(epoch + 1)) {
+            worker.step_or_park(Some(PARK));
+        }
         if let Some(collector) = self.collector.as_mut() {
             let done =
                 collector.finish_epoch(epoch, info, &reports, &self.outputs, started.elapsed())?;

@@ -3,7 +3,9 @@
 
 use std::borrow::Cow;
 
-use crate::input::{parse_change, CellError, Cells, Column, InputError, Op, Reject};
+use crate::input::{
+    parse_change, required_columns, CellError, Cells, Column, InputError, Op, Reject,
+};
 use crate::model::{Change, Table};
 
 /// How one table's columns map to the SPEC's, by position: from the catalog for a
@@ -95,21 +97,6 @@ impl Shape {
             },
             row: csv_line(values),
         }
-    }
-}
-
-/// The columns a table must have; others are ignored, as in files.
-pub fn required_columns(table: Table) -> &'static [Column] {
-    match table {
-        Table::DiscountCodes => &[Column::Code, Column::Percentage],
-        Table::Orders => &[
-            Column::Id,
-            Column::OrderTime,
-            Column::CustomerId,
-            Column::ItemCt,
-            Column::OrderSubtotal,
-            Column::DiscountCode,
-        ],
     }
 }
 
