@@ -88,10 +88,10 @@ pub struct GenerateArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Base snapshot of the discount_codes table (.csv, .jsonl or .json).
+    /// Base snapshot of the discount_codes table (.csv, or .jsonl, .json or .ndjson for JSON Lines).
     #[arg(long, value_name = "FILE")]
     pub codes: Option<PathBuf>,
-    /// Base snapshot of the orders table (.csv, .jsonl or .json).
+    /// Base snapshot of the orders table (.csv, or .jsonl, .json or .ndjson for JSON Lines).
     #[arg(long, value_name = "FILE")]
     pub orders: Option<PathBuf>,
     /// Update files, applied in the order given, one epoch each.
@@ -174,11 +174,13 @@ pub struct CommonArgs {
     /// How the final table is printed on stdout.
     #[arg(long, value_enum, default_value_t = TableFormat::Table)]
     pub format: TableFormat,
-    /// Write every epoch's changes to the result as CSV (epoch,diff,columns...).
+    /// Write every epoch's changes to the result (the changelog) to FILE, in the form
+    /// --changes-format says: CSV by default (epoch,diff,percentage,...).
     #[arg(long, value_name = "FILE")]
     pub changes: Option<PathBuf>,
-    /// The changelog's form: the SPEC's CSV with diffs, Debezium-style JSON Lines
-    /// (op/before/after), or CSV with Flink's row kinds (+I/-U/+U/-D).
+    /// The changelog's form: CSV with a diff column (epoch,diff,percentage,avg_item_ct,
+    /// avg_order_subtotal,avg_order_total,avg_discount_total,order_count), Debezium-style
+    /// JSON Lines (op/before/after), or CSV with Flink's row kinds (+I/-U/+U/-D).
     #[arg(long, value_enum, default_value_t = ChangelogFormat::Csv)]
     pub changes_format: ChangelogFormat,
     /// Write a self-contained HTML report: the final table and a bar chart, each figure

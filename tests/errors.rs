@@ -40,7 +40,7 @@ fn bad_files_each_get_their_error() {
         ("both.csv", "op,id,code\n", "both.csv:1: an update header has both id and code: one CSV update file changes one table"),
         ("noop.csv", "id,customer_id\n", "noop.csv:1: an update header needs an op column"),
         ("open.csv", "op,id\ndelete,1\ndelete,\"2\n", "open.csv:3: a quoted field is never closed"),
-        ("u.txt", "op,id\n", "u.txt: unknown file type: expected a .csv, .jsonl or .json file"),
+        ("u.txt", "op,id\n", "u.txt: unknown file type: expected a .csv, .jsonl, .json or .ndjson file"),
         ("op.csv", "op,id\nmerge,1\n", "op.csv:2: column op: unknown op 'merge' (expected upsert or delete, or insert, +, -, c, r, u, d, +I, +U, -U, -D)"),
         ("key.csv", "op,id\ndelete,\n", "key.csv:2: column id: is required but empty or missing"),
         ("wide.csv", "op,id\ndelete,1,2\n", "wide.csv:2: 3 fields, but the header names only 2"),

@@ -110,7 +110,7 @@ fn files_dropped_in_are_applied_until_sigint() {
     );
     let errors = wait_for(&stderr, |l| l.contains("skipped"));
     eqnice!(
-        "discounting: skipped a bad file: incoming/03-bad.csv:3: column item_ct: 'x' is not an integer",
+        "discounting: skipped incoming/03-bad.csv:3: column item_ct: 'x' is not an integer",
         errors.last().unwrap().as_str()
     );
     // The next good file is the next epoch.
@@ -237,9 +237,9 @@ fn a_late_file_named_earlier_a_dangling_link_and_a_directory_are_reported() {
     wait_for(&stdout, |l| l.starts_with("2,+1,10,1,50.00"));
     let reported = wait_for(&stderr, |l| l.contains("04.csv"));
     eqnice!(
-        "discounting: skipped a bad file: incoming/01.csv: named before incoming/02.csv, which was already applied; rename it to sort after
-discounting: skipped a bad file: incoming/03.csv: a symbolic link to nothing (dangling); it is not read
-discounting: skipped a bad file: incoming/04.csv: a directory named as a data file; it is not read",
+        "discounting: skipped incoming/01.csv: named before incoming/02.csv, which was already applied; rename it to sort after
+discounting: skipped incoming/03.csv: a symbolic link to nothing (dangling); it is not read
+discounting: skipped incoming/04.csv: a directory named as a data file; it is not read",
         reported.join("\n")
     );
     signal(&child, "-INT");

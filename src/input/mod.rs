@@ -62,7 +62,7 @@ impl Source {
         format_of(&self.path).ok_or_else(|| {
             InputError::file(
                 &self.name(),
-                "unknown file type: expected a .csv, .jsonl or .json file",
+                "unknown file type: expected a .csv, .jsonl, .json or .ndjson file",
             )
         })
     }
@@ -424,7 +424,7 @@ mod tests {
         );
         assert_eq!(
             error_of("x.txt", "code,percentage\n", CODES),
-            "unknown file type: expected a .csv, .jsonl or .json file"
+            "unknown file type: expected a .csv, .jsonl, .json or .ndjson file"
         );
     }
 

@@ -198,7 +198,7 @@ impl Sink for Notes {
     }
 
     fn skipped(&mut self, error: &InputError) {
-        note!("discounting: skipped a bad file: {error}");
+        note!("discounting: skipped {error}");
     }
 
     fn finish(&mut self, summary: &JobSummary) -> anyhow::Result<()> {
