@@ -25,6 +25,11 @@ fn main() -> ExitCode {
             std::process::exit(1);
         }
         let thread = std::thread::current();
+        // A worker's failure reaches `join` and becomes the run's one error line; when
+        // the workers could not all start, the started ones fail too, silently.
+        if discounting::run::note_worker_panic(thread.name(), &info.to_string()) {
+            return;
+        }
         note!(
             "discounting: thread '{}' stopped: {info}",
             thread.name().unwrap_or("unnamed")

@@ -82,3 +82,25 @@ fn workers_beyond_what_can_work_are_refused_and_beyond_the_cores_noted() {
         .unwrap();
     assert!(quiet.status.success() && quiet.stderr.is_empty());
 }
+
+/// Threads that cannot all be created (here: an address-space limit of 400 MB, which 100
+/// workers' stacks exceed) are one line, not a panic from every worker already started.
+#[test]
+fn workers_that_cannot_all_start_are_one_line() {
+    let work = Workdir::new("bounds_thread_limit");
+    let output = std::process::Command::new("sh")
+        .current_dir(&work.dir)
+        .args([
+            "-c",
+            "ulimit -v 400000 && exec \"$0\" run -w 100 --quiet",
+            env!("CARGO_BIN_EXE_discounting"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty());
+    crate::eqnice!(
+        "discounting: cannot start 100 worker threads (Resource temporarily unavailable); lower --workers or raise the process's memory or thread limits\n",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

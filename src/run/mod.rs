@@ -21,7 +21,7 @@ use crate::result::{ChangeRow, ResultRow};
 use crate::source::files::FileSpec;
 use crate::source::SourceSpec;
 
-pub use workers::Workers;
+pub use workers::{note_worker_panic, Workers};
 
 /// What to compute: where the epochs come from, and how.
 #[derive(Debug, Clone)]
@@ -275,7 +275,7 @@ pub fn run_job_observed(
     }));
     let results = match joined {
         Ok(Ok(results)) => results,
-        Ok(Err(e)) => return Err(RunError::Failed(format!("cannot start the workers: {e}"))),
+        Ok(Err(e)) => return Err(e),
         Err(panic) => return Err(workers::worker_failure(&workers::panic_message(&*panic))),
     };
     let mut output = None;

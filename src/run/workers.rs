@@ -1,5 +1,7 @@
 //! Where the workers run, how they are started, and what a failed worker is reported as.
 
+use std::sync::OnceLock;
+
 use timely::worker::Worker;
 
 use super::RunError;
@@ -33,7 +35,7 @@ impl Workers {
     pub(super) fn execute<T, F>(
         &self,
         work: F,
-    ) -> Result<timely::communication::WorkerGuards<T>, String>
+    ) -> Result<timely::communication::WorkerGuards<T>, RunError>
     where
         T: Send + 'static,
         F: Fn(&mut Worker) -> T + Send + Sync + 'static,
@@ -41,6 +43,7 @@ impl Workers {
         match self {
             Workers::Process { threads } => {
                 timely::execute(timely::Config::process(*threads), work)
+                    .map_err(|e| start_failure(*threads, &e))
             }
             Workers::Cluster {
                 threads,
@@ -48,20 +51,48 @@ impl Workers {
                 addresses,
                 patience,
             } => {
-                let (allocators, guard) = cluster::start(addresses, *process, *threads, *patience)?;
+                let (allocators, guard) = cluster::start(addresses, *process, *threads, *patience)
+                    .map_err(|e| RunError::Failed(format!("cannot start the workers: {e}")))?;
                 timely::execute::execute_from(
                     allocators,
                     guard,
                     timely::WorkerConfig::default(),
                     work,
                 )
+                .map_err(|e| start_failure(*threads, &e))
             }
         }
     }
 }
 
+/// The first worker panic, with where it happened (a panic's payload lacks the place).
+static FIRST_WORKER_PANIC: OnceLock<String> = OnceLock::new();
+
+/// Called by the panic hook: keeps the first worker thread's panic for the run's error
+/// and returns true, so that the hook prints nothing; false for any other thread.
+pub fn note_worker_panic(thread: Option<&str>, panic: &str) -> bool {
+    if !thread.is_some_and(|name| name.starts_with("timely:work-")) {
+        return false;
+    }
+    let _ = FIRST_WORKER_PANIC.set(panic.replace('\n', " "));
+    true
+}
+
+/// The error when the workers cannot all be started (`spawn` failed: timely passes the
+/// `io::Error` on in its `Debug` form, whose `message` is the readable part).
+fn start_failure(threads: usize, error: &str) -> RunError {
+    let reason = error
+        .split_once("message: \"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map_or(error, |(message, _)| message);
+    RunError::Failed(format!(
+        "cannot start {threads} worker threads ({reason}); lower --workers or raise the process's memory or thread limits"
+    ))
+}
+
 /// The error for a worker (or timely thread) that stopped with `message`.
 pub(super) fn worker_failure(message: &str) -> RunError {
+    let message = FIRST_WORKER_PANIC.get().map_or(message, String::as_str);
     let lost_peer = [
         "timely communication error",
         "MergeQueue poisoned",
