@@ -131,6 +131,8 @@ fn sinks(plan: &JobPlan) -> anyhow::Result<Vec<Box<dyn Sink>>> {
     if !plan.quiet {
         sinks.push(Box::new(Notes { rejected: 0 }));
     }
+    // After every other live output, so that its outputs_freshness_ms says when they all
+    // held the epoch.
     if plan.stats {
         sinks.push(Box::new(Stats {
             live,

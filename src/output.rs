@@ -260,6 +260,13 @@ pub fn write_epoch_stats(out: &mut dyn Write, epoch: &EpochOutput) -> io::Result
         if let Some(freshness) = epoch.freshness {
             write!(out, " freshness_ms={:.3}", freshness.as_secs_f64() * 1e3)?;
         }
+        // Live stats come after every other live output (see `app`), so this is how
+        // fresh the result is once they all hold it: a database table, HTTP clients.
+        if let Some(at) = epoch.committed_at {
+            if let Ok(held) = std::time::SystemTime::now().duration_since(at) {
+                write!(out, " outputs_freshness_ms={:.3}", held.as_secs_f64() * 1e3)?;
+            }
+        }
         if let Some(bytes) = epoch.resident_bytes {
             write!(out, " resident_bytes={bytes}")?;
         }

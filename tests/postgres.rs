@@ -378,6 +378,22 @@ fn a_delete_is_seen() {
     assert!(tables[0].1.contains_key("25"), "{tables:?}");
     assert!(!tables[1].1.contains_key("25"), "{tables:?}");
     assert_eq!(tables[1].1, database_table(&server));
+    // The stream's epoch says where it stands and how fresh it is, at the job and at the
+    // outputs (which hold it later).
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("stats: epoch=1 "))
+        .unwrap();
+    let field = |name: &str| {
+        line.split(' ')
+            .find_map(|part| part.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("no {name} in {line}"))
+    };
+    assert_eq!(field("transactions"), "1", "{line}");
+    assert!(field("position").contains('/'), "{line}");
+    let fresh: f64 = field("freshness_ms").parse().unwrap();
+    let held: f64 = field("outputs_freshness_ms").parse().unwrap();
+    assert!(0.0 <= fresh && fresh <= held && held < 30_000.0, "{line}");
 }
 
 #[test]

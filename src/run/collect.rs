@@ -77,6 +77,7 @@ impl Collector {
             freshness: info
                 .committed_at
                 .and_then(|at| std::time::SystemTime::now().duration_since(at).ok()),
+            committed_at: info.committed_at,
             rows: reports.iter().flat_map(|r| &r.shares).map(|s| s.rows).sum(),
             changes,
             rejects,

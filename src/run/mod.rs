@@ -153,6 +153,8 @@ pub struct EpochOutput {
     /// From the commit of the epoch's first upstream transaction until the epoch was
     /// complete: how fresh the result is, where the source tells commit times.
     pub freshness: Option<Duration>,
+    /// When the epoch's first upstream transaction was committed, where the source tells.
+    pub committed_at: Option<std::time::SystemTime>,
     /// Rows read into changes.
     pub rows: u64,
     pub changes: Vec<ChangeRow>,
