@@ -6,9 +6,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::decimal::parse_scaled;
-use crate::output::comparison;
-use crate::result::{ResultRow, COLUMNS};
+use crate::output::comparison_csv;
+use crate::result::{compare, ResultRow, COLUMNS};
 use crate::run::JobOutput;
 
 /// What the report is of.
@@ -53,7 +52,7 @@ pub fn html_report(result: &JobOutput, kind: ReportKind) -> String {
         html.push_str("<h2>Final table</h2>\n");
         html.push_str(&table(
             &COLUMNS,
-            result.table.iter().map(|r| r.values.to_vec()),
+            result.table.iter().map(|r| r.values().to_vec()),
         ));
         html.push_str(&bar_chart(&result.table, largest_subtotal(&result.table)));
     }
@@ -103,7 +102,7 @@ fn table(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {
 
 /// A printed money figure in cents, for drawing only.
 fn cents(row: &ResultRow, column: usize) -> f64 {
-    parse_scaled(&row.values[column], 2).unwrap_or(0) as f64
+    row.figures()[column - 1].for_drawing() * 100.0
 }
 
 /// The largest average subtotal of a table, in cents (at least 1).
@@ -137,8 +136,8 @@ fn bar_chart(rows: &[ResultRow], largest: f64) -> String {
                 "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{bar}\" height=\"{h:.1}\" fill=\"{colour}\"><title>{}%: {name} {}</title></rect>",
                 x + bar * b as f64,
                 10.0 + height - h,
-                escape(&row.values[0]),
-                escape(&row.values[*column]),
+                escape(&row.percentage()),
+                escape(&row.values()[*column]),
             );
         }
         let _ = writeln!(
@@ -146,7 +145,7 @@ fn bar_chart(rows: &[ResultRow], largest: f64) -> String {
             "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}%</text>",
             x + bar * 1.5,
             height + 28.0,
-            escape(&row.values[0])
+            escape(&row.percentage())
         );
     }
     svg.push_str("</svg>\n<div class=\"legend\">");
@@ -159,7 +158,7 @@ fn bar_chart(rows: &[ResultRow], largest: f64) -> String {
 
 /// Baseline, scenario and change per figure; a change up or down is marked.
 fn comparison_table(baseline: &[ResultRow], scenario: &[ResultRow]) -> String {
-    let (header, rows) = comparison(baseline, scenario);
+    let (header, rows) = comparison_csv(&compare(baseline, scenario));
     let mut html = String::from("<table><tr>");
     for name in &header {
         let _ = write!(html, "<th>{}</th>", escape(&name.replace('_', " ")));
@@ -200,10 +199,7 @@ fn history(result: &JobOutput) -> String {
     }
     let percentages: Vec<(i64, String)> = tables
         .iter()
-        .flat_map(|t| {
-            t.values()
-                .map(|r| (r.percentage_micros, r.values[0].clone()))
-        })
+        .flat_map(|t| t.values().map(|r| (r.percentage_micros, r.percentage())))
         .collect::<BTreeMap<_, _>>()
         .into_iter()
         .collect();
@@ -216,7 +212,7 @@ fn history(result: &JobOutput) -> String {
             let mut cells = vec![shown.clone()];
             cells.extend(tables.iter().map(|t| {
                 t.get(p)
-                    .map(|r| r.values[column].clone())
+                    .map(|r| r.values()[column].clone())
                     .unwrap_or_default()
             }));
             cells

@@ -163,6 +163,80 @@ percentage,avg_item_ct_baseline,avg_item_ct_scenario,avg_item_ct_change,avg_orde
     eqnice!(CODES, work.read("codes.csv"));
 }
 
+const WHAT_IF: &[&str] = &[
+    "what-if",
+    "--codes",
+    "codes.csv",
+    "--orders",
+    "orders.csv",
+    "u1.csv",
+];
+
+#[test]
+fn what_if_json_has_the_rows_of_run_json() {
+    let work = fixture("what_if_json");
+    let json = work.stdout(&[WHAT_IF, &["--format", "json"]].concat());
+    let baseline = work.stdout(&args(&["--format", "json"]));
+    let scenario = work.stdout(&args(&["u1.csv", "--format", "json"]));
+    let (baseline, scenario): (Vec<&str>, Vec<&str>) =
+        (baseline.lines().collect(), scenario.lines().collect());
+    // Each side is a row exactly as `run --format json` writes it; 50% is gone in the
+    // scenario, so its averages have no change and its order count falls by one.
+    let expected = format!(
+        "{{\"PERCENTAGE\":10,\"BASELINE\":{},\"SCENARIO\":{},\"CHANGE\":{{\"AVG_ITEM_CT\":0,\"AVG_ORDER_SUBTOTAL\":28.33,\"AVG_ORDER_TOTAL\":25.50,\"AVG_DISCOUNT_TOTAL\":2.83,\"ORDER_COUNT\":1}}}}\n\
+         {{\"PERCENTAGE\":25.5,\"BASELINE\":{},\"SCENARIO\":{},\"CHANGE\":{{\"AVG_ITEM_CT\":0,\"AVG_ORDER_SUBTOTAL\":0.00,\"AVG_ORDER_TOTAL\":0.00,\"AVG_DISCOUNT_TOTAL\":0.00,\"ORDER_COUNT\":0}}}}\n\
+         {{\"PERCENTAGE\":50,\"BASELINE\":{},\"SCENARIO\":null,\"CHANGE\":{{\"AVG_ITEM_CT\":null,\"AVG_ORDER_SUBTOTAL\":null,\"AVG_ORDER_TOTAL\":null,\"AVG_DISCOUNT_TOTAL\":null,\"ORDER_COUNT\":-1}}}}\n",
+        baseline[0], scenario[0], baseline[1], scenario[1], baseline[2]
+    );
+    eqnice!(expected, json);
+    assert!(baseline[0].starts_with("{\"PERCENTAGE\":10,\"AVG_ITEM_CT\":3,"));
+}
+
+#[test]
+fn what_if_table_is_one_block_per_percentage_within_100_columns() {
+    let work = fixture("what_if_table");
+    let expected = "\
+percentage 10
+                      baseline  scenario  change
+  avg_item_ct                3         3      +0
+  avg_order_subtotal     15.01     43.34  +28.33
+  avg_order_total        13.50     39.00  +25.50
+  avg_discount_total      1.50      4.33   +2.83
+  order_count                2         3      +1
+
+percentage 25.5
+                      baseline  scenario  change
+  avg_item_ct                1         1      +0
+  avg_order_subtotal     99.99     99.99   +0.00
+  avg_order_total        74.49     74.49   +0.00
+  avg_discount_total     25.50     25.50   +0.00
+  order_count                1         1      +0
+
+percentage 50 (only in the baseline)
+                      baseline  scenario  change
+  avg_item_ct                4
+  avg_order_subtotal    146.07
+  avg_order_total        73.04
+  avg_discount_total     73.04
+  order_count                1         0      -1
+";
+    eqnice!(expected, work.stdout(WHAT_IF));
+    // Generated data at scale: large figures still fit a 100-column terminal.
+    work.generate(20_000, 2);
+    let stdout = work.stdout(&[
+        "what-if",
+        "--codes",
+        "discount_codes.csv",
+        "--orders",
+        "orders.csv",
+        "update-1.jsonl",
+        "update-2.jsonl",
+    ]);
+    let widest = stdout.lines().map(|l| l.chars().count()).max().unwrap();
+    assert!(widest <= 100, "{widest} columns:\n{stdout}");
+    assert!(stdout.lines().count() > 20, "{stdout}");
+}
+
 #[test]
 fn sample_run_shows_epochs_and_final_table() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_discounting"))
