@@ -53,10 +53,10 @@ const FIGURES: [(&str, &str); 5] = [
     ("Orders", "orders"),
 ];
 
-/// Colours of the lines, one per percentage (repeating past ten).
-const PALETTE: [&str; 10] = [
+/// Colours of the lines, one per percentage (repeating past twelve).
+const PALETTE: [&str; 12] = [
     "#3465a4", "#4e9a06", "#ce5c00", "#75507b", "#c4a000", "#cc0000", "#06989a", "#8f5902",
-    "#555753", "#ad7fa8",
+    "#555753", "#ad7fa8", "#e377c2", "#17becf",
 ];
 
 /// What the report keeps of a run as it goes: sampled tables for the charts, the last
@@ -214,7 +214,11 @@ fn status(history: &ReportHistory) -> String {
 }
 
 fn card_start(html: &mut String, heading: &str) {
-    let _ = writeln!(html, "<section class=\"card\">\n<h2>{}</h2>", escape(heading));
+    let _ = writeln!(
+        html,
+        "<section class=\"card\">\n<h2>{}</h2>",
+        escape(heading)
+    );
 }
 
 /// A box for a chart, drawn by the script from `spec`.
@@ -363,10 +367,7 @@ fn recent_tables(html: &mut String, history: &ReportHistory) {
         .iter()
         .map(|(e, table)| (*e, table.iter().map(|r| (r.percentage_micros, r)).collect()))
         .collect();
-    let percentages: BTreeSet<i64> = recent
-        .iter()
-        .flat_map(|(_, t)| t.keys().copied())
-        .collect();
+    let percentages: BTreeSet<i64> = recent.iter().flat_map(|(_, t)| t.keys().copied()).collect();
     card_start(
         html,
         &format!("The last {} epochs, exact", recent.len().min(RECENT)),

@@ -339,25 +339,94 @@ fn quiet_prints_only_results() {
         .starts_with(HEADER));
 }
 
+/// The page as headless Chromium leaves it once its script ran (`--dump-dom`), within
+/// a bounded wait.
+fn rendered(work: &Workdir, html: &str) -> String {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let chromium = std::env::var_os("CHROMIUM").unwrap_or_else(|| "/usr/bin/chromium".into());
+    let mut child = Command::new(&chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--no-first-run",
+            "--disable-sync",
+            "--window-size=1200,900",
+            "--dump-dom",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            work.path("profile").display()
+        ))
+        .arg(work.path(html))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "the report tests need headless Chromium at {chromium:?} (apt-get install -y \
+                 chromium, or set CHROMIUM): {e}"
+            )
+        });
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut text).map(|_| text)
+    });
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(90) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromium did not render {html} in 90 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    reader.join().unwrap().unwrap()
+}
+
 #[test]
 fn html_reports_are_self_contained() {
     let work = fixture("html");
     work.stdout(&args(&["u1.csv", "u2.jsonl", "--report", "run.html"]));
     let html = work.read("run.html");
     assert!(html.starts_with("<!DOCTYPE html>"));
-    // The final table, the chart (three bars for the one group left) and every epoch.
+    // The final table, exact, and the exact figures of the last epochs.
     assert!(
         html.contains("<td>10</td><td>4</td><td>57.50</td><td>51.75</td><td>5.75</td><td>4</td>"),
         "{html}"
     );
-    assert_eq!(html.matches("<rect").count(), 3);
-    assert!(html.contains("<th>epoch 2</th>"));
-    for outside in ["<script", "src=", "href=", "url(", "@import"] {
+    assert!(html.contains("<th>epoch 0</th><th>epoch 1</th><th>epoch 2</th>"));
+    // Epoch 1 moved order 4 to 10%: 3 orders of 130.01 together, 43.34 each.
+    assert!(
+        html.contains("<tr><td>10</td><td>15.01</td><td>43.34</td><td>57.50</td></tr>"),
+        "{html}"
+    );
+    for outside in ["src=", "href=", "url(", "@import", "https://", "fetch("] {
         assert!(
             !html.contains(outside),
             "the report must not load anything: {outside}"
         );
     }
+    assert_eq!(
+        html.matches("<script").count(),
+        2,
+        "the charts' data and the one chart function, inline"
+    );
+    assert!(html.contains(include_str!("../src/look/look.css")));
+    assert!(html.contains(include_str!("../src/look/chart.js")));
+    // Drawn: three bars for the one group left, and five line charts (one per figure)
+    // of a line per percentage seen (10, 25.5 and 50, which went at epoch 1 and so is a
+    // single dot), each chart with ticks on both axes.
+    let dom = rendered(&work, "run.html");
+    assert_eq!(dom.matches("<rect").count(), 3, "{dom}");
+    assert_eq!(dom.matches("<path").count(), 15, "{dom}");
+    assert_eq!(dom.matches("<circle").count(), 5, "{dom}");
+    assert!(dom.matches("class=\"grid\"").count() >= 6 * 3, "{dom}");
+    assert_eq!(dom.matches(">epoch</text>").count(), 5, "{dom}");
+    assert_eq!(dom.matches(">currency units per order</text>").count(), 3);
 
     work.stdout(&[
         "what-if",
@@ -372,11 +441,66 @@ fn html_reports_are_self_contained() {
     let html = work.read("what-if.html");
     // 10%: subtotal 15.01 -> 43.34 is marked as a rise; 50% loses its order.
     assert!(
-        html.contains("<td>15.01</td><td>43.34</td><td class=\"up\">+28.33</td>"),
+        html.contains(
+            "<td><span class=\"was\">15.01</span> → 43.34 <span class=\"change up\">+28.33</span></td>"
+        ),
         "{html}"
     );
     assert!(
-        html.contains("<td>1</td><td>0</td><td class=\"down\">-1</td>"),
+        html.contains(
+            "<td><span class=\"was\">146.07</span> → –</td><td><span class=\"was\">73.04</span> → –</td>"
+        ),
         "{html}"
     );
+    assert!(
+        html.contains(
+            "<td><span class=\"was\">1</span> → 0 <span class=\"change down\">-1</span></td>"
+        ),
+        "{html}"
+    );
+    // Baseline and scenario charts: 3 groups of 3 bars, then 2.
+    let dom = rendered(&work, "what-if.html");
+    assert_eq!(dom.matches("<rect").count(), 15, "{dom}");
+}
+
+#[test]
+fn a_report_of_1000_epochs_stays_small() {
+    let work = Workdir::new("report_1000_epochs");
+    work.stdout(&[
+        "generate",
+        "--orders",
+        "2000",
+        "--codes",
+        "100",
+        "--updates",
+        "1000",
+        "--update-size",
+        "5",
+        "--seed",
+        "5",
+        "--out",
+        ".",
+    ]);
+    let mut run = vec![
+        "run",
+        "--codes",
+        "discount_codes.csv",
+        "--orders",
+        "orders.csv",
+        "--report",
+        "big.html",
+        "--format",
+        "csv",
+        "-q",
+    ];
+    let updates: Vec<String> = (1..=1000).map(|i| format!("update-{i:04}.jsonl")).collect();
+    run.extend(updates.iter().map(String::as_str));
+    work.stdout(&run);
+    let html = work.read("big.html");
+    // 1,001 epochs of 12 percentages: 251 epochs drawn, 8 in exact tables.
+    assert!(html.len() < 200_000, "{} bytes", html.len());
+    assert!(html.contains("One epoch in 4 is drawn (251 of 1001), and the last."));
+    assert!(html.contains("<th>epoch 993</th>") && html.contains("<th>epoch 1000</th>"));
+    assert!(!html.contains("<th>epoch 992</th>"));
+    assert!(html.contains("update-0001.jsonl … update-1000.jsonl (1000 files)"));
 }
