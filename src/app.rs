@@ -12,7 +12,7 @@ use anyhow::Context;
 use crate::cli::{JobPlan, Plan, Report};
 use crate::generate::Generator;
 use crate::output_file::refuse_outputs_that_are_inputs;
-use crate::report::ReportKind;
+use crate::report::{ReportHistory, ReportKind};
 use crate::run::{run_job_observed, Observer, Workers};
 use crate::sink::files::{
     AppendedChangelog, ChangelogFile, EnrichedFile, Final, FinalStdout, HtmlReport, LiveStdout,
@@ -113,7 +113,7 @@ fn sinks(plan: &JobPlan) -> anyhow::Result<Vec<Box<dyn Sink>>> {
         sinks.push(Box::new(HtmlReport {
             path: path.clone(),
             kind,
-            epochs: Vec::new(),
+            history: ReportHistory::default(),
         }));
     }
     if let Some(path) = &plan.enriched {

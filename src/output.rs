@@ -5,10 +5,10 @@ use std::io::{self, Write};
 
 use chrono::{DateTime, SecondsFormat};
 
-use crate::decimal::{self, format_micros, format_signed, parse_scaled};
+use crate::decimal::{self, format_micros};
 use crate::input::Reject;
 use crate::model::{Epoch, MAX_PERCENTAGE_MICROS};
-use crate::result::{ChangeRow, ResultRow, COLUMNS};
+use crate::result::{compare, ChangeRow, Comparison, FigureChange, ResultRow, COLUMNS};
 use crate::run::{EnrichedChange, EpochOutput};
 
 /// How the final table is printed on stdout.
@@ -27,14 +27,14 @@ pub enum TableFormat {
 pub fn write_table(out: &mut dyn Write, rows: &[ResultRow], format: TableFormat) -> io::Result<()> {
     match format {
         TableFormat::Table => {
-            let cells: Vec<Vec<String>> = rows.iter().map(|r| r.values.to_vec()).collect();
+            let cells: Vec<Vec<String>> = rows.iter().map(|r| r.values().to_vec()).collect();
             write_aligned(out, &COLUMNS, &cells)
         }
         TableFormat::Csv => {
             let mut csv = csv::Writer::from_writer(out);
             csv.write_record(COLUMNS)?;
             for row in rows {
-                csv.write_record(&row.values)?;
+                csv.write_record(row.values())?;
             }
             csv.flush()
         }
@@ -110,7 +110,7 @@ pub fn write_changelog_rows(
                 };
                 for (kind, row) in kinds {
                     let mut record = vec![epoch.to_string(), kind.to_string()];
-                    record.extend(row.values.iter().cloned());
+                    record.extend(row.values());
                     csv.write_record(&record)?;
                 }
             }
@@ -170,7 +170,7 @@ fn events(changes: &[ChangeRow]) -> Vec<(Epoch, Event<'_>)> {
 fn json_row(row: &ResultRow) -> String {
     let fields: Vec<String> = COLUMNS
         .iter()
-        .zip(&row.values)
+        .zip(row.values())
         .map(|(name, value)| format!("\"{}\":{value}", name.to_ascii_uppercase()))
         .collect();
     format!("{{{}}}", fields.join(","))
@@ -193,7 +193,7 @@ pub fn write_changes_json(out: &mut dyn Write, changes: &[ChangeRow]) -> io::Res
 
 fn changelog_record(change: &ChangeRow) -> Vec<String> {
     let mut record = vec![change.epoch.to_string(), format!("{:+}", change.diff)];
-    record.extend(change.row.values.iter().cloned());
+    record.extend(change.row.values());
     record
 }
 
@@ -337,48 +337,26 @@ pub fn write_rejects(out: &mut dyn Write, rejects: &[Reject]) -> io::Result<()> 
     csv.flush()
 }
 
-/// The what-if comparison: per percentage, each figure in the baseline, in the scenario,
-/// and the change between the printed figures.
-pub fn comparison(
-    baseline: &[ResultRow],
-    scenario: &[ResultRow],
-) -> (Vec<String>, Vec<Vec<String>>) {
+/// The what-if comparison's CSV: per percentage, each figure in the baseline, in the
+/// scenario, and the change between the two rounded figures (16 columns).
+pub fn comparison_csv(compared: &[Comparison]) -> (Vec<String>, Vec<Vec<String>>) {
     let mut header = vec!["percentage".to_string()];
     for column in &COLUMNS[1..] {
         for suffix in ["baseline", "scenario", "change"] {
             header.push(format!("{column}_{suffix}"));
         }
     }
-    let mut percentages: Vec<i64> = baseline
+    let text = |f: Option<crate::result::Figure>| f.map(|f| f.to_string()).unwrap_or_default();
+    let rows = compared
         .iter()
-        .chain(scenario)
-        .map(|r| r.percentage_micros)
-        .collect();
-    percentages.sort_unstable();
-    percentages.dedup();
-    let find = |rows: &[ResultRow], p: i64| rows.iter().find(|r| r.percentage_micros == p).cloned();
-    let digits = [0, 2, 2, 2, 0];
-    let rows = percentages
-        .into_iter()
-        .map(|p| {
-            let (before, after) = (find(baseline, p), find(scenario, p));
-            let mut cells = vec![format_micros(p)];
-            for (i, digits) in digits.iter().enumerate() {
-                let column = i + 1;
-                // A missing group has no averages, but it does have zero orders.
-                let is_count = column == COLUMNS.len() - 1;
-                let cell = |r: &Option<ResultRow>| match r {
-                    Some(r) => Some(r.values[column].clone()),
-                    None => is_count.then(|| "0".to_string()),
-                };
-                let (old, new) = (cell(&before), cell(&after));
-                let value =
-                    |v: &Option<String>| v.as_deref().and_then(|t| parse_scaled(t, *digits));
-                let change = match (value(&old), value(&new)) {
-                    (Some(a), Some(b)) => format_signed(b - a, *digits),
-                    _ => String::new(),
-                };
-                cells.extend([old.unwrap_or_default(), new.unwrap_or_default(), change]);
+        .map(|c| {
+            let mut cells = vec![c.percentage()];
+            for figure in &c.figures {
+                cells.extend([
+                    text(figure.baseline),
+                    text(figure.scenario),
+                    figure.change.map(|f| f.signed()).unwrap_or_default(),
+                ]);
             }
             cells
         })
@@ -386,20 +364,20 @@ pub fn comparison(
     (header, rows)
 }
 
-/// Writes the what-if comparison in `format` (JSON uses the same lower-case names as CSV).
+/// Writes the what-if comparison in `format`: for people, one block per percentage
+/// (figures down, baseline / scenario / change across, under 100 columns); CSV in 16
+/// columns; JSON Lines with `run --format json`'s upper-case names and number values.
 pub fn write_comparison(
     out: &mut dyn Write,
     baseline: &[ResultRow],
     scenario: &[ResultRow],
     format: TableFormat,
 ) -> io::Result<()> {
-    let (header, rows) = comparison(baseline, scenario);
+    let compared = compare(baseline, scenario);
     match format {
-        TableFormat::Table => {
-            let header: Vec<&str> = header.iter().map(String::as_str).collect();
-            write_aligned(out, &header, &rows)
-        }
+        TableFormat::Table => write_comparison_blocks(out, &compared),
         TableFormat::Csv => {
+            let (header, rows) = comparison_csv(&compared);
             let mut csv = csv::Writer::from_writer(out);
             csv.write_record(&header)?;
             for row in &rows {
@@ -408,17 +386,86 @@ pub fn write_comparison(
             csv.flush()
         }
         TableFormat::Json => {
-            for row in &rows {
-                let object: serde_json::Map<String, serde_json::Value> = header
-                    .iter()
-                    .zip(row)
-                    .map(|(name, value)| (name.clone(), serde_json::Value::String(value.clone())))
-                    .collect();
-                writeln!(out, "{}", serde_json::Value::Object(object))?;
+            for c in &compared {
+                writeln!(out, "{}", comparison_json(c))?;
             }
             Ok(())
         }
     }
+}
+
+/// `{"PERCENTAGE":10,"BASELINE":{row},"SCENARIO":{row},"CHANGE":{...}}`: the two sides
+/// are rows exactly as `run --format json` writes them (`null` for a missing group), the
+/// change has the same names for the figures, `null` where a side has no average.
+fn comparison_json(c: &Comparison) -> String {
+    let side = |row: &Option<ResultRow>| row.as_ref().map_or("null".to_string(), json_row);
+    let change: Vec<String> = COLUMNS[1..]
+        .iter()
+        .zip(&c.figures)
+        .map(|(name, f)| {
+            let value = f.change.map_or("null".to_string(), |f| f.to_string());
+            format!("\"{}\":{value}", name.to_ascii_uppercase())
+        })
+        .collect();
+    format!(
+        "{{\"PERCENTAGE\":{},\"BASELINE\":{},\"SCENARIO\":{},\"CHANGE\":{{{}}}}}",
+        c.percentage(),
+        side(&c.baseline),
+        side(&c.scenario),
+        change.join(",")
+    )
+}
+
+/// One block per percentage: a title line, then a line per figure with its baseline,
+/// scenario and change, the columns aligned across every block.
+fn write_comparison_blocks(out: &mut dyn Write, compared: &[Comparison]) -> io::Result<()> {
+    let cell = |f: &FigureChange| {
+        let text = |f: Option<crate::result::Figure>| f.map(|f| f.to_string()).unwrap_or_default();
+        [
+            text(f.baseline),
+            text(f.scenario),
+            f.change.map(|f| f.signed()).unwrap_or_default(),
+        ]
+    };
+    let mut widths = ["baseline".len(), "scenario".len(), "change".len()];
+    for c in compared {
+        for figure in &c.figures {
+            for (width, text) in widths.iter_mut().zip(cell(figure)) {
+                *width = (*width).max(text.chars().count());
+            }
+        }
+    }
+    let label = COLUMNS[1..].iter().map(|c| c.len()).max().unwrap_or(0);
+    let line = |name: &str, cells: [String; 3]| {
+        let [b, s, c] = cells;
+        let [wb, ws, wc] = widths;
+        format!("  {name:<label$}  {b:>wb$}  {s:>ws$}  {c:>wc$}")
+            .trim_end()
+            .to_string()
+    };
+    if compared.is_empty() {
+        return writeln!(out, "no rows in the baseline or the scenario");
+    }
+    for (i, c) in compared.iter().enumerate() {
+        if i > 0 {
+            writeln!(out)?;
+        }
+        let only = match (&c.baseline, &c.scenario) {
+            (None, _) => " (only in the scenario)",
+            (_, None) => " (only in the baseline)",
+            _ => "",
+        };
+        writeln!(out, "percentage {}{only}", c.percentage())?;
+        writeln!(
+            out,
+            "{}",
+            line("", ["baseline", "scenario", "change"].map(String::from))
+        )?;
+        for (name, figure) in COLUMNS[1..].iter().zip(&c.figures) {
+            writeln!(out, "{}", line(name, cell(figure)))?;
+        }
+    }
+    Ok(())
 }
 
 /// Writes rows under a header with every column as wide as its widest cell; numbers
@@ -486,13 +533,35 @@ mod tests {
     }
 
     #[test]
-    fn comparison_shows_change_of_printed_figures() {
+    fn comparison_csv_shows_change_of_rounded_figures() {
         let baseline = vec![row(40, (1, 11, 163_990_000))];
         let scenario = vec![row(50, (1, 3, 201_170_000))];
-        let (header, rows) = comparison(&baseline, &scenario);
+        let (header, rows) = comparison_csv(&compare(&baseline, &scenario));
         assert_eq!(header.len(), 16);
         assert_eq!(rows[0][..4], ["40", "11", "", ""]);
         assert_eq!(rows[0][13..], ["1", "0", "-1"]);
         assert_eq!(rows[1][13..], ["0", "1", "+1"]);
+    }
+
+    #[test]
+    fn comparison_json_rows_are_run_rows() {
+        let baseline = vec![row(40, (1, 11, 163_990_000))];
+        let scenario = vec![row(40, (2, 12, 163_990_000))];
+        let mut json = Vec::new();
+        write_comparison(&mut json, &baseline, &scenario, TableFormat::Json).unwrap();
+        let mut run = Vec::new();
+        write_table(&mut run, &baseline, TableFormat::Json).unwrap();
+        let (json, run) = (
+            String::from_utf8(json).unwrap(),
+            String::from_utf8(run).unwrap(),
+        );
+        assert!(
+            json.contains(&format!("\"BASELINE\":{},", run.trim_end())),
+            "{json}"
+        );
+        assert!(
+            json.ends_with("\"CHANGE\":{\"AVG_ITEM_CT\":-5,\"AVG_ORDER_SUBTOTAL\":-81.99,\"AVG_ORDER_TOTAL\":-49.19,\"AVG_DISCOUNT_TOTAL\":-32.80,\"ORDER_COUNT\":1}}\n"),
+            "{json}"
+        );
     }
 }

@@ -1,15 +1,21 @@
-//! A self-contained HTML report (no scripts, no network resources): the final table, a
-//! bar chart of the average subtotal, total and discount per percentage, how every
-//! figure moved epoch by epoch, and for `what-if` the baseline and the scenario side by
-//! side with the changes marked.
+//! The HTML report: one self-contained file (inline style, script and data; nothing
+//! loaded from anywhere) in the live dashboard's look — the same style sheet and the
+//! same chart function (`src/look/`).
+//!
+//! It shows the final table and its bar chart; how every figure moved over the epochs
+//! as line charts, sampled down to at most `MAX_SAMPLES` epochs, with the exact figures
+//! of the last `RECENT` epochs in tables; and for `what-if`, baseline → scenario (change)
+//! per figure. What it keeps while a run goes on is bounded by those two numbers, never
+//! by the epochs seen, so a long followed run can write it too.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write as _;
 
-use crate::decimal::parse_scaled;
-use crate::output::comparison;
-use crate::result::{ResultRow, COLUMNS};
-use crate::run::JobOutput;
+use serde_json::{json, Value};
+
+use crate::model::Epoch;
+use crate::result::{compare, Figure, FigureChange, ResultRow};
+use crate::run::EpochOutput;
 
 /// What the report is of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,64 +24,162 @@ pub enum ReportKind {
     WhatIf,
 }
 
+/// Epochs drawn in the line charts at most; past that, every other sample is dropped
+/// and the sampling step doubles.
+pub const MAX_SAMPLES: usize = 300;
+
+/// The last epochs whose exact figures the report shows in tables.
+pub const RECENT: usize = 8;
+
+const CSS: &str = include_str!("look/look.css");
+const CHART_JS: &str = include_str!("look/chart.js");
+
+/// The headings of a result table, as the dashboard's table has them.
+const HEADINGS: [&str; 6] = [
+    "discount %",
+    "avg items",
+    "avg subtotal",
+    "avg total",
+    "avg discount",
+    "orders",
+];
+
+/// The figures after the percentage: heading, what a line chart's y axis says.
+const FIGURES: [(&str, &str); 5] = [
+    ("Average items per order", "items per order"),
+    ("Average subtotal per order", "currency units per order"),
+    ("Average total per order", "currency units per order"),
+    ("Average discount per order", "currency units per order"),
+    ("Orders", "orders"),
+];
+
+/// Colours of the lines, one per percentage (repeating past twelve).
+const PALETTE: [&str; 12] = [
+    "#3465a4", "#4e9a06", "#ce5c00", "#75507b", "#c4a000", "#cc0000", "#06989a", "#8f5902",
+    "#555753", "#ad7fa8", "#e377c2", "#17becf",
+];
+
+/// What the report keeps of a run as it goes: sampled tables for the charts, the last
+/// tables for the exact figures, and which files the epochs read.
+#[derive(Debug, Default)]
+pub struct ReportHistory {
+    /// Every `stride`-th epoch's table, at most `MAX_SAMPLES`.
+    samples: Vec<(Epoch, Vec<ResultRow>)>,
+    stride: u64,
+    recent: VecDeque<(Epoch, Vec<ResultRow>)>,
+    epochs: u64,
+    base_files: Vec<String>,
+    first_update: Option<String>,
+    last_update: Option<String>,
+    updates: u64,
+}
+
+impl ReportHistory {
+    /// Keeps what the report needs of one completed epoch.
+    pub fn record(&mut self, epoch: &EpochOutput) {
+        self.stride = self.stride.max(1);
+        self.epochs += 1;
+        if self.epochs == 1 {
+            self.base_files = epoch.files.clone();
+        } else {
+            for file in &epoch.files {
+                self.first_update.get_or_insert_with(|| file.clone());
+                self.last_update = Some(file.clone());
+                self.updates += 1;
+            }
+        }
+        if epoch.epoch % self.stride == 0 {
+            self.samples.push((epoch.epoch, epoch.table.clone()));
+            if self.samples.len() > MAX_SAMPLES {
+                self.stride *= 2;
+                let stride = self.stride;
+                self.samples.retain(|(e, _)| e % stride == 0);
+            }
+        }
+        if self.recent.len() == RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((epoch.epoch, epoch.table.clone()));
+    }
+
+    /// The sampled tables, ending with the last epoch's.
+    fn drawn(&self) -> Vec<&(Epoch, Vec<ResultRow>)> {
+        let mut drawn: Vec<_> = self.samples.iter().collect();
+        if let Some(last) = self.recent.back() {
+            if drawn.last().map(|(e, _)| *e) != Some(last.0) {
+                drawn.push(last);
+            }
+        }
+        drawn
+    }
+}
+
 /// The whole report as one HTML document.
-pub fn html_report(result: &JobOutput, kind: ReportKind) -> String {
-    let mut html = String::new();
+pub fn html_report(
+    history: &ReportHistory,
+    baseline: &[ResultRow],
+    table: &[ResultRow],
+    kind: ReportKind,
+) -> String {
     let title = match kind {
         ReportKind::Run => "Discount analysis",
         ReportKind::WhatIf => "Discount analysis: what if",
     };
+    let mut charts: Vec<Value> = Vec::new();
+    let mut html = String::new();
     let _ = write!(
         html,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\n<style>{STYLE}</style></head><body>\n<h1>{title}</h1>\n"
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{title}</title>\n<style>\n{CSS}</style>\n</head>\n<body>\n<header>\n<h1>{title}</h1>\n"
     );
-    let files: Vec<String> = result
-        .epochs
-        .iter()
-        .flat_map(|e| e.files.iter().cloned())
-        .collect();
-    let _ = writeln!(
+    html.push_str(&status(history));
+    html.push_str("</header>\n<main>\n<noscript><p class=\"note\">The charts are drawn by the page's own script; the tables hold every figure.</p></noscript>\n");
+    match kind {
+        ReportKind::Run => {
+            card_start(&mut html, "Average per order, by discount percentage");
+            chart_box(&mut html, &mut charts, bar_chart(table, None));
+            html.push_str("</section>\n");
+            card_start(&mut html, "Final table");
+            html.push_str(&result_table(table));
+            html.push_str("</section>\n");
+        }
+        ReportKind::WhatIf => {
+            card_start(&mut html, "Baseline → scenario (change)");
+            html.push_str(
+                "<p class=\"note\">Per percentage, each figure in the baseline (the base \
+                 snapshots), then in the scenario, then the change between the two rounded \
+                 figures; a group missing on one side has no averages there and 0 orders.</p>\n",
+            );
+            html.push_str(&comparison_table(baseline, table));
+            html.push_str("</section>\n");
+            // One scale for both charts, so that bars compare across them.
+            let top = largest_money(baseline).max(largest_money(table));
+            for (heading, rows) in [("Baseline", baseline), ("Scenario", table)] {
+                card_start(&mut html, &format!("{heading}: average per order"));
+                chart_box(&mut html, &mut charts, bar_chart(rows, Some(top)));
+                html.push_str("</section>\n");
+            }
+        }
+    }
+    if history.epochs > 1 {
+        over_the_epochs(&mut html, &mut charts, history);
+        recent_tables(&mut html, history);
+    }
+    html.push_str("</main>\n<script type=\"application/json\" id=\"charts\">");
+    // Inside a script element only `</` could end it early.
+    html.push_str(&Value::Array(charts).to_string().replace("</", "<\\/"));
+    let _ = write!(
         html,
-        "<p class=\"files\">{} epochs from {}</p>",
-        result.epochs.len(),
-        escape(&files.join(", "))
+        "</script>\n<script>\n{CHART_JS}(function () {{\n  \"use strict\";\n  \
+         var charts = JSON.parse(document.getElementById(\"charts\").textContent);\n  \
+         function draw() {{ charts.forEach(function (c) {{ drawChart(document.getElementById(c.box), c.spec); }}); }}\n  \
+         draw();\n  var resized = null;\n  \
+         window.addEventListener(\"resize\", function () {{ clearTimeout(resized); resized = setTimeout(draw, 100); }});\n\
+         }})();\n</script>\n</body>\n</html>\n"
     );
-    if kind == ReportKind::WhatIf {
-        html.push_str("<h2>Baseline and scenario</h2>\n");
-        html.push_str(&comparison_table(&result.baseline, &result.table));
-        // One scale for both charts, so that bars compare across them.
-        let scale = largest_subtotal(&result.baseline).max(largest_subtotal(&result.table));
-        html.push_str("<h2>Baseline</h2>\n");
-        html.push_str(&bar_chart(&result.baseline, scale));
-        html.push_str("<h2>Scenario</h2>\n");
-        html.push_str(&bar_chart(&result.table, scale));
-    } else {
-        html.push_str("<h2>Final table</h2>\n");
-        html.push_str(&table(
-            &COLUMNS,
-            result.table.iter().map(|r| r.values.to_vec()),
-        ));
-        html.push_str(&bar_chart(&result.table, largest_subtotal(&result.table)));
-    }
-    if result.epochs.len() > 1 {
-        html.push_str("<h2>Epoch by epoch</h2>\n");
-        html.push_str(&history(result));
-    }
-    html.push_str("</body></html>\n");
     html
 }
-
-const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222}\
-table{border-collapse:collapse;margin:1em 0}th,td{padding:.25em .7em;border-bottom:1px solid #ddd;text-align:right}\
-th{background:#f4f4f4}.up{background:#e3f5e1}.down{background:#fbe4e4}.files{color:#666}\
-svg text{font-size:11px;fill:#333}.legend span{display:inline-block;width:1em;height:1em;margin:0 .3em 0 1em;vertical-align:middle}";
-
-/// The colours of the three bars: average subtotal, total after discount, discount.
-const BARS: [(&str, usize, &str); 3] = [
-    ("average subtotal", 2, "#4e79a7"),
-    ("average total", 3, "#59a14f"),
-    ("average discount", 4, "#e15759"),
-];
 
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
@@ -84,145 +188,278 @@ fn escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn table(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {
-    let mut html = String::from("<table><tr>");
-    for name in header {
+/// The epochs and the files they read, in a line that stays short for any run.
+fn status(history: &ReportHistory) -> String {
+    let mut html = String::from("<div class=\"status\">");
+    let _ = write!(html, "<span>epochs <b>{}</b></span>", history.epochs);
+    if !history.base_files.is_empty() {
+        let _ = write!(
+            html,
+            "<span>base <b>{}</b></span>",
+            escape(&history.base_files.join(", "))
+        );
+    }
+    let updates = match (&history.first_update, &history.last_update) {
+        (Some(first), Some(last)) if history.updates > 1 => {
+            format!("{} … {} ({} files)", first, last, history.updates)
+        }
+        (Some(only), _) => only.clone(),
+        _ => String::new(),
+    };
+    if !updates.is_empty() {
+        let _ = write!(html, "<span>updates <b>{}</b></span>", escape(&updates));
+    }
+    html.push_str("</div>\n");
+    html
+}
+
+fn card_start(html: &mut String, heading: &str) {
+    let _ = writeln!(
+        html,
+        "<section class=\"card\">\n<h2>{}</h2>",
+        escape(heading)
+    );
+}
+
+/// A box for a chart, drawn by the script from `spec`.
+fn chart_box(html: &mut String, charts: &mut Vec<Value>, spec: Value) {
+    let id = format!("chart-{}", charts.len());
+    let _ = writeln!(html, "<div id=\"{id}\" class=\"chart\"></div>");
+    charts.push(json!({ "box": id, "spec": spec }));
+}
+
+/// A table's cells, escaped, each row's first cell the percentage.
+fn table_html(headings: &[&str], rows: &[Vec<String>]) -> String {
+    let mut html = String::from("<div class=\"scroll\"><table>\n<thead><tr>");
+    for name in headings {
         let _ = write!(html, "<th>{}</th>", escape(name));
     }
-    html.push_str("</tr>\n");
+    html.push_str("</tr></thead>\n<tbody>\n");
+    if rows.is_empty() {
+        let _ = writeln!(
+            html,
+            "<tr><td class=\"empty\" colspan=\"{}\">no rows</td></tr>",
+            headings.len()
+        );
+    }
     for row in rows {
         html.push_str("<tr>");
         for cell in row {
-            let _ = write!(html, "<td>{}</td>", escape(&cell));
+            let _ = write!(html, "<td>{cell}</td>");
         }
         html.push_str("</tr>\n");
     }
-    html.push_str("</table>\n");
+    html.push_str("</tbody>\n</table></div>\n");
     html
 }
 
-/// A printed money figure in cents, for drawing only.
-fn cents(row: &ResultRow, column: usize) -> f64 {
-    parse_scaled(&row.values[column], 2).unwrap_or(0) as f64
-}
-
-/// The largest average subtotal of a table, in cents (at least 1).
-fn largest_subtotal(rows: &[ResultRow]) -> f64 {
-    rows.iter().map(|r| cents(r, 2)).fold(1.0, f64::max)
-}
-
-/// Grouped bars per percentage; `largest` (in cents) is the full height, marked by a
-/// dashed line and its value.
-fn bar_chart(rows: &[ResultRow], largest: f64) -> String {
-    let value = cents;
-    let (group, bar, height) = (60.0, 16.0, 200.0);
-    let width = 50.0 + group * rows.len() as f64;
-    let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{}\" role=\"img\">\n",
-        height + 40.0
-    );
-    let _ = writeln!(
-        svg,
-        "<line x1=\"45\" y1=\"10\" x2=\"{width}\" y2=\"10\" stroke=\"#bbb\" stroke-dasharray=\"3\"/><text x=\"0\" y=\"14\">{:.2}</text>\
-         <line x1=\"45\" y1=\"{1}\" x2=\"{width}\" y2=\"{1}\" stroke=\"#888\"/><text x=\"30\" y=\"{1}\">0</text>",
-        largest / 100.0,
-        10.0 + height,
-    );
-    for (i, row) in rows.iter().enumerate() {
-        let x = 50.0 + group * i as f64;
-        for (b, (name, column, colour)) in BARS.iter().enumerate() {
-            let h = value(row, *column) / largest * height;
-            let _ = writeln!(
-                svg,
-                "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{bar}\" height=\"{h:.1}\" fill=\"{colour}\"><title>{}%: {name} {}</title></rect>",
-                x + bar * b as f64,
-                10.0 + height - h,
-                escape(&row.values[0]),
-                escape(&row.values[*column]),
-            );
-        }
-        let _ = writeln!(
-            svg,
-            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}%</text>",
-            x + bar * 1.5,
-            height + 28.0,
-            escape(&row.values[0])
-        );
-    }
-    svg.push_str("</svg>\n<div class=\"legend\">");
-    for (name, _, colour) in BARS {
-        let _ = write!(svg, "<span style=\"background:{colour}\"></span>{name}");
-    }
-    svg.push_str("</div>\n");
-    svg
-}
-
-/// Baseline, scenario and change per figure; a change up or down is marked.
-fn comparison_table(baseline: &[ResultRow], scenario: &[ResultRow]) -> String {
-    let (header, rows) = comparison(baseline, scenario);
-    let mut html = String::from("<table><tr>");
-    for name in &header {
-        let _ = write!(html, "<th>{}</th>", escape(&name.replace('_', " ")));
-    }
-    html.push_str("</tr>\n");
-    for row in rows {
-        html.push_str("<tr>");
-        for (i, cell) in row.iter().enumerate() {
-            let is_change = i > 0 && i % 3 == 0;
-            let class = match cell.chars().next() {
-                _ if !is_change || cell.trim_start_matches(['+', '-', '0', '.']).is_empty() => "",
-                Some('+') => " class=\"up\"",
-                Some('-') => " class=\"down\"",
-                _ => "",
-            };
-            let _ = write!(html, "<td{class}>{}</td>", escape(cell));
-        }
-        html.push_str("</tr>\n");
-    }
-    html.push_str("</table>\n");
-    html
-}
-
-/// For each figure, its value per percentage after every epoch.
-fn history(result: &JobOutput) -> String {
-    // The table after each epoch, replayed from the changelog.
-    let mut current: BTreeMap<i64, ResultRow> = BTreeMap::new();
-    let mut tables = Vec::new();
-    for epoch in &result.epochs {
-        for change in &epoch.changes {
-            if change.diff < 0 {
-                current.remove(&change.row.percentage_micros);
-            } else {
-                current.insert(change.row.percentage_micros, change.row.clone());
-            }
-        }
-        tables.push(current.clone());
-    }
-    let percentages: Vec<(i64, String)> = tables
+fn result_table(rows: &[ResultRow]) -> String {
+    let cells: Vec<Vec<String>> = rows
         .iter()
-        .flat_map(|t| {
-            t.values()
-                .map(|r| (r.percentage_micros, r.values[0].clone()))
-        })
-        .collect::<BTreeMap<_, _>>()
-        .into_iter()
+        .map(|r| r.values().iter().map(|v| escape(v)).collect())
         .collect();
-    let mut html = String::new();
-    for (column, name) in COLUMNS.iter().enumerate().skip(1) {
-        let _ = writeln!(html, "<h3>{}</h3>", escape(&name.replace('_', " ")));
-        let mut header = vec!["percentage".to_string()];
-        header.extend((0..tables.len()).map(|e| format!("epoch {e}")));
-        let rows = percentages.iter().map(|(p, shown)| {
-            let mut cells = vec![shown.clone()];
-            cells.extend(tables.iter().map(|t| {
-                t.get(p)
-                    .map(|r| r.values[column].clone())
-                    .unwrap_or_default()
-            }));
-            cells
+    table_html(&HEADINGS, &cells)
+}
+
+/// The largest average money figure of a table, for a shared scale.
+fn largest_money(rows: &[ResultRow]) -> f64 {
+    rows.iter()
+        .flat_map(|r| {
+            [
+                r.avg_order_subtotal,
+                r.avg_order_total,
+                r.avg_discount_total,
+            ]
+        })
+        .map(Figure::for_drawing)
+        .fold(0.0, f64::max)
+}
+
+/// The dashboard's chart: subtotal, total and discount per percentage.
+fn bar_chart(rows: &[ResultRow], top: Option<f64>) -> Value {
+    let money: [(&str, &str, fn(&ResultRow) -> Figure); 3] = [
+        ("avg subtotal", "--subtotal", |r| r.avg_order_subtotal),
+        ("avg total", "--total", |r| r.avg_order_total),
+        ("avg discount", "--discount", |r| r.avg_discount_total),
+    ];
+    let series: Vec<Value> = money
+        .iter()
+        .map(|(name, colour, figure)| {
+            json!({
+                "name": name,
+                "color": colour,
+                "values": rows.iter().map(|r| figure(r).for_drawing()).collect::<Vec<_>>(),
+                "labels": rows.iter().map(|r| figure(r).to_string()).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({
+        "kind": "bars",
+        "xLabel": "discount percentage",
+        "yLabel": "amount per order (currency units)",
+        "categories": rows.iter().map(|r| format!("{}%", r.percentage())).collect::<Vec<_>>(),
+        "series": series,
+        "yMax": top,
+    })
+}
+
+/// One line chart per figure: a line per percentage over the sampled epochs.
+fn over_the_epochs(html: &mut String, charts: &mut Vec<Value>, history: &ReportHistory) {
+    let drawn = history.drawn();
+    let percentages: BTreeMap<i64, String> = drawn
+        .iter()
+        .flat_map(|(_, table)| table.iter().map(|r| (r.percentage_micros, r.percentage())))
+        .collect();
+    let indexed: Vec<BTreeMap<i64, &ResultRow>> = drawn
+        .iter()
+        .map(|(_, table)| table.iter().map(|r| (r.percentage_micros, r)).collect())
+        .collect();
+    card_start(html, "Over the epochs");
+    let sampled = if history.stride > 1 {
+        format!(
+            " One epoch in {} is drawn ({} of {}), and the last.",
+            history.stride,
+            drawn.len(),
+            history.epochs
+        )
+    } else {
+        String::new()
+    };
+    let _ = writeln!(
+        html,
+        "<p class=\"note\">Each figure per discount percentage after each epoch (epoch 0 is \
+         the base snapshots).{sampled} The exact figures of the last epochs are below.</p>"
+    );
+    for (i, (heading, unit)) in FIGURES.iter().enumerate() {
+        let _ = writeln!(html, "<h2>{}</h2>", escape(heading));
+        let series: Vec<Value> = percentages
+            .iter()
+            .enumerate()
+            .map(|(n, (p, shown))| {
+                let values: Vec<Value> = indexed
+                    .iter()
+                    .map(|table| {
+                        table
+                            .get(p)
+                            .map_or(Value::Null, |r| json!(r.figures()[i].for_drawing()))
+                    })
+                    .collect();
+                json!({ "name": format!("{shown}%"), "color": PALETTE[n % PALETTE.len()], "values": values })
+            })
+            .collect();
+        let spec = json!({
+            "kind": "lines",
+            "xLabel": "epoch",
+            "yLabel": unit,
+            "x": drawn.iter().map(|(e, _)| *e).collect::<Vec<_>>(),
+            "series": series,
         });
-        let header: Vec<&str> = header.iter().map(String::as_str).collect();
-        html.push_str(&table(&header, rows));
+        chart_box(html, charts, spec);
     }
-    html
+    html.push_str("</section>\n");
+}
+
+/// The exact figures of the last epochs: per figure, a percentage per row and an epoch
+/// per column.
+fn recent_tables(html: &mut String, history: &ReportHistory) {
+    let recent: Vec<(Epoch, BTreeMap<i64, &ResultRow>)> = history
+        .recent
+        .iter()
+        .map(|(e, table)| (*e, table.iter().map(|r| (r.percentage_micros, r)).collect()))
+        .collect();
+    let percentages: BTreeSet<i64> = recent.iter().flat_map(|(_, t)| t.keys().copied()).collect();
+    card_start(
+        html,
+        &format!("The last {} epochs, exact", recent.len().min(RECENT)),
+    );
+    let mut headings = vec!["discount %".to_string()];
+    headings.extend(recent.iter().map(|(e, _)| format!("epoch {e}")));
+    let headings: Vec<&str> = headings.iter().map(String::as_str).collect();
+    for (i, (heading, _)) in FIGURES.iter().enumerate() {
+        let _ = writeln!(html, "<h2>{}</h2>", escape(heading));
+        let rows: Vec<Vec<String>> = percentages
+            .iter()
+            .map(|p| {
+                let mut cells = vec![escape(&crate::decimal::format_micros(*p))];
+                cells.extend(recent.iter().map(|(_, table)| {
+                    table
+                        .get(p)
+                        .map(|r| r.figures()[i].to_string())
+                        .unwrap_or_default()
+                }));
+                cells
+            })
+            .collect();
+        html.push_str(&table_html(&headings, &rows));
+    }
+    html.push_str("</section>\n");
+}
+
+/// Per percentage and figure: `baseline → scenario` and the change, marked when it
+/// rises or falls.
+fn comparison_table(baseline: &[ResultRow], scenario: &[ResultRow]) -> String {
+    let cell = |f: &FigureChange| {
+        let side = |f: Option<Figure>| f.map_or("–".to_string(), |f| f.to_string());
+        let change = match f.change {
+            Some(c) if c.units > 0 => format!(" <span class=\"change up\">{}</span>", c.signed()),
+            Some(c) if c.units < 0 => {
+                format!(" <span class=\"change down\">{}</span>", c.signed())
+            }
+            Some(c) => format!(" <span class=\"change\">{}</span>", c.signed()),
+            None => String::new(),
+        };
+        format!(
+            "<span class=\"was\">{}</span> → {}{change}",
+            side(f.baseline),
+            side(f.scenario)
+        )
+    };
+    let rows: Vec<Vec<String>> = compare(baseline, scenario)
+        .iter()
+        .map(|c| {
+            let mut cells = vec![escape(&c.percentage())];
+            cells.extend(c.figures.iter().map(cell));
+            cells
+        })
+        .collect();
+    table_html(&HEADINGS, &rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decimal::SCALE;
+    use crate::result::result_row;
+
+    fn epoch(e: Epoch, orders: i128) -> EpochOutput {
+        EpochOutput {
+            epoch: e,
+            files: vec![format!("u{e}.csv")],
+            position: None,
+            transactions: 0,
+            freshness: None,
+            rows: 1,
+            changes: Vec::new(),
+            rejects: Vec::new(),
+            elapsed: std::time::Duration::ZERO,
+            resident_bytes: None,
+            table: vec![result_row(10 * SCALE, (orders, orders, 1_000_000 * orders)).unwrap()],
+            enriched: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn history_stays_bounded_and_keeps_the_last_epoch() {
+        let mut history = ReportHistory::default();
+        for e in 0..5_000 {
+            history.record(&epoch(e, 1 + e as i128));
+        }
+        assert!(history.samples.len() <= MAX_SAMPLES);
+        assert_eq!(history.recent.len(), RECENT);
+        let drawn = history.drawn();
+        assert_eq!(drawn.first().unwrap().0, 0);
+        assert_eq!(drawn.last().unwrap().0, 4_999);
+        assert!(drawn.windows(2).all(|w| w[0].0 < w[1].0));
+        assert_eq!(history.updates, 4_999);
+    }
 }

@@ -163,6 +163,80 @@ percentage,avg_item_ct_baseline,avg_item_ct_scenario,avg_item_ct_change,avg_orde
     eqnice!(CODES, work.read("codes.csv"));
 }
 
+const WHAT_IF: &[&str] = &[
+    "what-if",
+    "--codes",
+    "codes.csv",
+    "--orders",
+    "orders.csv",
+    "u1.csv",
+];
+
+#[test]
+fn what_if_json_has_the_rows_of_run_json() {
+    let work = fixture("what_if_json");
+    let json = work.stdout(&[WHAT_IF, &["--format", "json"]].concat());
+    let baseline = work.stdout(&args(&["--format", "json"]));
+    let scenario = work.stdout(&args(&["u1.csv", "--format", "json"]));
+    let (baseline, scenario): (Vec<&str>, Vec<&str>) =
+        (baseline.lines().collect(), scenario.lines().collect());
+    // Each side is a row exactly as `run --format json` writes it; 50% is gone in the
+    // scenario, so its averages have no change and its order count falls by one.
+    let expected = format!(
+        "{{\"PERCENTAGE\":10,\"BASELINE\":{},\"SCENARIO\":{},\"CHANGE\":{{\"AVG_ITEM_CT\":0,\"AVG_ORDER_SUBTOTAL\":28.33,\"AVG_ORDER_TOTAL\":25.50,\"AVG_DISCOUNT_TOTAL\":2.83,\"ORDER_COUNT\":1}}}}\n\
+         {{\"PERCENTAGE\":25.5,\"BASELINE\":{},\"SCENARIO\":{},\"CHANGE\":{{\"AVG_ITEM_CT\":0,\"AVG_ORDER_SUBTOTAL\":0.00,\"AVG_ORDER_TOTAL\":0.00,\"AVG_DISCOUNT_TOTAL\":0.00,\"ORDER_COUNT\":0}}}}\n\
+         {{\"PERCENTAGE\":50,\"BASELINE\":{},\"SCENARIO\":null,\"CHANGE\":{{\"AVG_ITEM_CT\":null,\"AVG_ORDER_SUBTOTAL\":null,\"AVG_ORDER_TOTAL\":null,\"AVG_DISCOUNT_TOTAL\":null,\"ORDER_COUNT\":-1}}}}\n",
+        baseline[0], scenario[0], baseline[1], scenario[1], baseline[2]
+    );
+    eqnice!(expected, json);
+    assert!(baseline[0].starts_with("{\"PERCENTAGE\":10,\"AVG_ITEM_CT\":3,"));
+}
+
+#[test]
+fn what_if_table_is_one_block_per_percentage_within_100_columns() {
+    let work = fixture("what_if_table");
+    let expected = "\
+percentage 10
+                      baseline  scenario  change
+  avg_item_ct                3         3      +0
+  avg_order_subtotal     15.01     43.34  +28.33
+  avg_order_total        13.50     39.00  +25.50
+  avg_discount_total      1.50      4.33   +2.83
+  order_count                2         3      +1
+
+percentage 25.5
+                      baseline  scenario  change
+  avg_item_ct                1         1      +0
+  avg_order_subtotal     99.99     99.99   +0.00
+  avg_order_total        74.49     74.49   +0.00
+  avg_discount_total     25.50     25.50   +0.00
+  order_count                1         1      +0
+
+percentage 50 (only in the baseline)
+                      baseline  scenario  change
+  avg_item_ct                4
+  avg_order_subtotal    146.07
+  avg_order_total        73.04
+  avg_discount_total     73.04
+  order_count                1         0      -1
+";
+    eqnice!(expected, work.stdout(WHAT_IF));
+    // Generated data at scale: large figures still fit a 100-column terminal.
+    work.generate(20_000, 2);
+    let stdout = work.stdout(&[
+        "what-if",
+        "--codes",
+        "discount_codes.csv",
+        "--orders",
+        "orders.csv",
+        "update-1.jsonl",
+        "update-2.jsonl",
+    ]);
+    let widest = stdout.lines().map(|l| l.chars().count()).max().unwrap();
+    assert!(widest <= 100, "{widest} columns:\n{stdout}");
+    assert!(stdout.lines().count() > 20, "{stdout}");
+}
+
 #[test]
 fn sample_run_shows_epochs_and_final_table() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_discounting"))
@@ -265,25 +339,94 @@ fn quiet_prints_only_results() {
         .starts_with(HEADER));
 }
 
+/// The page as headless Chromium leaves it once its script ran (`--dump-dom`), within
+/// a bounded wait.
+fn rendered(work: &Workdir, html: &str) -> String {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let chromium = std::env::var_os("CHROMIUM").unwrap_or_else(|| "/usr/bin/chromium".into());
+    let mut child = Command::new(&chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--no-first-run",
+            "--disable-sync",
+            "--window-size=1200,900",
+            "--dump-dom",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            work.path("profile").display()
+        ))
+        .arg(work.path(html))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "the report tests need headless Chromium at {chromium:?} (apt-get install -y \
+                 chromium, or set CHROMIUM): {e}"
+            )
+        });
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut text).map(|_| text)
+    });
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(90) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromium did not render {html} in 90 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    reader.join().unwrap().unwrap()
+}
+
 #[test]
 fn html_reports_are_self_contained() {
     let work = fixture("html");
     work.stdout(&args(&["u1.csv", "u2.jsonl", "--report", "run.html"]));
     let html = work.read("run.html");
     assert!(html.starts_with("<!DOCTYPE html>"));
-    // The final table, the chart (three bars for the one group left) and every epoch.
+    // The final table, exact, and the exact figures of the last epochs.
     assert!(
         html.contains("<td>10</td><td>4</td><td>57.50</td><td>51.75</td><td>5.75</td><td>4</td>"),
         "{html}"
     );
-    assert_eq!(html.matches("<rect").count(), 3);
-    assert!(html.contains("<th>epoch 2</th>"));
-    for outside in ["<script", "src=", "href=", "url(", "@import"] {
+    assert!(html.contains("<th>epoch 0</th><th>epoch 1</th><th>epoch 2</th>"));
+    // Epoch 1 moved order 4 to 10%: 3 orders of 130.01 together, 43.34 each.
+    assert!(
+        html.contains("<tr><td>10</td><td>15.01</td><td>43.34</td><td>57.50</td></tr>"),
+        "{html}"
+    );
+    for outside in ["src=", "href=", "url(", "@import", "https://", "fetch("] {
         assert!(
             !html.contains(outside),
             "the report must not load anything: {outside}"
         );
     }
+    assert_eq!(
+        html.matches("<script").count(),
+        2,
+        "the charts' data and the one chart function, inline"
+    );
+    assert!(html.contains(include_str!("../src/look/look.css")));
+    assert!(html.contains(include_str!("../src/look/chart.js")));
+    // Drawn: three bars for the one group left, and five line charts (one per figure)
+    // of a line per percentage seen (10, 25.5 and 50, which went at epoch 1 and so is a
+    // single dot), each chart with ticks on both axes.
+    let dom = rendered(&work, "run.html");
+    assert_eq!(dom.matches("<rect").count(), 3, "{dom}");
+    assert_eq!(dom.matches("<path").count(), 15, "{dom}");
+    assert_eq!(dom.matches("<circle").count(), 5, "{dom}");
+    assert!(dom.matches("class=\"grid\"").count() >= 6 * 3, "{dom}");
+    assert_eq!(dom.matches(">epoch</text>").count(), 5, "{dom}");
+    assert_eq!(dom.matches(">currency units per order</text>").count(), 3);
 
     work.stdout(&[
         "what-if",
@@ -298,11 +441,66 @@ fn html_reports_are_self_contained() {
     let html = work.read("what-if.html");
     // 10%: subtotal 15.01 -> 43.34 is marked as a rise; 50% loses its order.
     assert!(
-        html.contains("<td>15.01</td><td>43.34</td><td class=\"up\">+28.33</td>"),
+        html.contains(
+            "<td><span class=\"was\">15.01</span> → 43.34 <span class=\"change up\">+28.33</span></td>"
+        ),
         "{html}"
     );
     assert!(
-        html.contains("<td>1</td><td>0</td><td class=\"down\">-1</td>"),
+        html.contains(
+            "<td><span class=\"was\">146.07</span> → –</td><td><span class=\"was\">73.04</span> → –</td>"
+        ),
         "{html}"
     );
+    assert!(
+        html.contains(
+            "<td><span class=\"was\">1</span> → 0 <span class=\"change down\">-1</span></td>"
+        ),
+        "{html}"
+    );
+    // Baseline and scenario charts: 3 groups of 3 bars, then 2.
+    let dom = rendered(&work, "what-if.html");
+    assert_eq!(dom.matches("<rect").count(), 15, "{dom}");
+}
+
+#[test]
+fn a_report_of_1000_epochs_stays_small() {
+    let work = Workdir::new("report_1000_epochs");
+    work.stdout(&[
+        "generate",
+        "--orders",
+        "2000",
+        "--codes",
+        "100",
+        "--updates",
+        "1000",
+        "--update-size",
+        "5",
+        "--seed",
+        "5",
+        "--out",
+        ".",
+    ]);
+    let mut run = vec![
+        "run",
+        "--codes",
+        "discount_codes.csv",
+        "--orders",
+        "orders.csv",
+        "--report",
+        "big.html",
+        "--format",
+        "csv",
+        "-q",
+    ];
+    let updates: Vec<String> = (1..=1000).map(|i| format!("update-{i:04}.jsonl")).collect();
+    run.extend(updates.iter().map(String::as_str));
+    work.stdout(&run);
+    let html = work.read("big.html");
+    // 1,001 epochs of 12 percentages: 251 epochs drawn, 8 in exact tables.
+    assert!(html.len() < 200_000, "{} bytes", html.len());
+    assert!(html.contains("One epoch in 4 is drawn (251 of 1001), and the last."));
+    assert!(html.contains("<th>epoch 993</th>") && html.contains("<th>epoch 1000</th>"));
+    assert!(!html.contains("<th>epoch 992</th>"));
+    assert!(html.contains("update-0001.jsonl … update-1000.jsonl (1000 files)"));
 }

@@ -61,7 +61,7 @@ pub fn database_table(server: &PgServer) -> Table {
     rows_of(&sums)
         .unwrap()
         .into_iter()
-        .map(|row| (row.values[0].clone(), row.values.to_vec()))
+        .map(|row| (row.percentage(), row.values().to_vec()))
         .collect()
 }
 

@@ -15,10 +15,18 @@ fn local() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
 
+/// A row from its printed figures (the figures here are written out, not computed).
 fn row(values: [&str; 6]) -> ResultRow {
+    use discounting::decimal::parse_scaled;
+    use discounting::result::Figure;
+    let figure = |text: &str, digits| Figure::new(parse_scaled(text, digits).unwrap(), digits);
     ResultRow {
         percentage_micros: discounting::decimal::parse_micros(values[0]).unwrap(),
-        values: values.map(String::from),
+        avg_item_ct: figure(values[1], 0),
+        avg_order_subtotal: figure(values[2], 2),
+        avg_order_total: figure(values[3], 2),
+        avg_discount_total: figure(values[4], 2),
+        order_count: values[5].parse().unwrap(),
     }
 }
 
@@ -288,7 +296,7 @@ fn rows_json(rows: &[ResultRow]) -> String {
         .map(|r| {
             let fields: Vec<String> = names
                 .iter()
-                .zip(&r.values)
+                .zip(r.values())
                 .map(|(n, v)| format!("\"{n}\":{v}"))
                 .collect();
             format!("{{{}}}", fields.join(","))

@@ -47,14 +47,14 @@ pub fn push_string(out: &mut String, text: &str) {
 
 /// Appends the fields of one row (without braces): `"PERCENTAGE":15,...`.
 fn push_row_fields(out: &mut String, row: &ResultRow) {
-    for (i, (name, value)) in KSQL_COLUMNS.iter().zip(&row.values).enumerate() {
+    for (i, (name, value)) in KSQL_COLUMNS.iter().zip(row.values()).enumerate() {
         if i > 0 {
             out.push(',');
         }
         out.push('"');
         out.push_str(name);
         out.push_str("\":");
-        push_number(out, value);
+        push_number(out, &value);
     }
 }
 
@@ -126,9 +126,14 @@ mod tests {
 
     #[test]
     fn a_row_keeps_its_digits() {
+        use crate::result::Figure;
         let row = ResultRow {
             percentage_micros: 15_000_000,
-            values: ["15", "4", "73.04", "62.08", "10.96", "5"].map(String::from),
+            avg_item_ct: Figure::new(4, 0),
+            avg_order_subtotal: Figure::new(7_304, 2),
+            avg_order_total: Figure::new(6_208, 2),
+            avg_discount_total: Figure::new(1_096, 2),
+            order_count: 5,
         };
         let mut out = String::new();
         push_change(

@@ -39,7 +39,19 @@ use anyhow::Context as _;
 use crate::result::{ChangeRow, ResultRow};
 
 /// The dashboard page: one self-contained HTML file (inline style and script).
-pub const DASHBOARD_HTML: &str = include_str!("dashboard.html");
+/// Its style and chart are the HTML report's too (`src/look/`).
+pub const DASHBOARD_HTML: &str = concat!(
+    "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n",
+    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n",
+    "<link rel=\"icon\" href=\"data:,\">\n<title>discounting · live</title>\n<style>\n",
+    include_str!("../look/look.css"),
+    "</style>\n</head>\n",
+    include_str!("dashboard.html"),
+    "<script>\n",
+    include_str!("../look/chart.js"),
+    include_str!("dashboard.js"),
+    "</script>\n</body>\n</html>\n",
+);
 
 /// One completed epoch as the job hands it over.
 #[derive(Debug, Clone)]

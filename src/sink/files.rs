@@ -10,8 +10,8 @@ use crate::input::{InputError, Reject};
 use crate::note;
 use crate::output::{self, ChangelogFormat, TableFormat};
 use crate::output_file::{write_whole, Output};
-use crate::report::{html_report, ReportKind};
-use crate::run::{EnrichedChange, EpochOutput, JobOutput, JobSummary};
+use crate::report::{html_report, ReportHistory, ReportKind};
+use crate::run::{EnrichedChange, EpochOutput, JobSummary};
 
 /// What an error writing stdout is prefixed with.
 pub const STDOUT: &str = "cannot write the result to stdout";
@@ -108,11 +108,12 @@ fn changes_only(epoch: &EpochOutput) -> EpochOutput {
     }
 }
 
-/// The HTML report, written at the end.
+/// The HTML report, written at the end from what it kept, which is bounded (sampled
+/// tables and the last few), so that a long live run can write one too.
 pub struct HtmlReport {
     pub path: PathBuf,
     pub kind: ReportKind,
-    pub epochs: Vec<EpochOutput>,
+    pub history: ReportHistory,
 }
 
 impl Sink for HtmlReport {
@@ -121,20 +122,12 @@ impl Sink for HtmlReport {
     }
 
     fn epoch(&mut self, epoch: &EpochOutput) -> anyhow::Result<()> {
-        self.epochs.push(changes_only(epoch));
+        self.history.record(epoch);
         Ok(())
     }
 
     fn finish(&mut self, summary: &JobSummary) -> anyhow::Result<()> {
-        let result = JobOutput {
-            epochs: std::mem::take(&mut self.epochs),
-            baseline: summary.baseline.clone(),
-            table: summary.table.clone(),
-            enriched: Vec::new(),
-            codes: summary.codes,
-            orders: summary.orders,
-        };
-        let html = html_report(&result, self.kind);
+        let html = html_report(&self.history, &summary.baseline, &summary.table, self.kind);
         write_whole(&self.path, |out| out.write_all(html.as_bytes()))
     }
 }

@@ -93,12 +93,12 @@ impl PostgresSink {
                     .map_or("NULL".to_string(), |p| format!("'{p}'"))
             );
         };
-        let removed: BTreeSet<&str> = if self.synced {
-            let now: BTreeSet<&str> = epoch.table.iter().map(|r| r.values[0].as_str()).collect();
+        let removed: BTreeSet<String> = if self.synced {
+            let now: BTreeSet<String> = epoch.table.iter().map(ResultRow::percentage).collect();
             epoch
                 .changes
                 .iter()
-                .map(|c| c.row.values[0].as_str())
+                .map(|c| c.row.percentage())
                 .filter(|p| !now.contains(p))
                 .collect()
         } else {
@@ -106,7 +106,7 @@ impl PostgresSink {
         };
         if !self.synced {
             // The first epoch of this run: whatever the table held, it becomes the result.
-            let keep: Vec<&str> = epoch.table.iter().map(|r| r.values[0].as_str()).collect();
+            let keep: Vec<String> = epoch.table.iter().map(ResultRow::percentage).collect();
             let _ = write!(
                 sql,
                 "DELETE FROM {} WHERE percentage <> ALL ('{{{}}}'::numeric[]);",
@@ -114,7 +114,7 @@ impl PostgresSink {
                 keep.join(",")
             );
         } else if !removed.is_empty() {
-            let gone: Vec<&str> = removed.into_iter().collect();
+            let gone: Vec<String> = removed.into_iter().collect();
             let _ = write!(
                 sql,
                 "DELETE FROM {} WHERE percentage = ANY ('{{{}}}'::numeric[]);",
@@ -131,7 +131,7 @@ impl PostgresSink {
             );
             for (i, row) in epoch.table.iter().enumerate() {
                 sql.push_str(if i == 0 { "(" } else { ", (" });
-                sql.push_str(&row.values.join(", "));
+                sql.push_str(&row.values().join(", "));
                 sql.push_str(", ");
                 stamp(&mut sql);
                 sql.push(')');
@@ -194,7 +194,7 @@ fn quoted_name(name: &str) -> String {
 /// Only digits, a sign and a point reach the SQL text: the printed figures are ours.
 fn check_figures(rows: &[ResultRow]) -> anyhow::Result<()> {
     for row in rows {
-        for value in &row.values {
+        for value in &row.values() {
             if value.is_empty()
                 || !value
                     .bytes()
