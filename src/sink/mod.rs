@@ -29,6 +29,11 @@ pub trait Sink: Send {
     fn epoch(&mut self, _epoch: &EpochOutput) -> anyhow::Result<()> {
         Ok(())
     }
+    /// Epochs that were waiting together, in order. A sink for which writing the last
+    /// one stands for all (a table of the result) writes once; others write each.
+    fn epochs(&mut self, epochs: &[Arc<EpochOutput>]) -> anyhow::Result<()> {
+        epochs.iter().try_for_each(|epoch| self.epoch(epoch))
+    }
     /// A bad input was skipped (follow mode).
     fn skipped(&mut self, _error: &InputError) {}
     /// The run ended well (batch sinks write now).
@@ -39,6 +44,9 @@ pub trait Sink: Send {
 
 /// How many completed epochs may wait for the sinks before the slowest is an error.
 pub const QUEUE: usize = 1024;
+
+/// At most this many waiting epochs are handed to the sinks at once.
+const MAX_BATCH: usize = 256;
 
 enum Message {
     Epoch(Arc<EpochOutput>),
@@ -131,20 +139,38 @@ fn drain(
     busy: Arc<Mutex<String>>,
     failed: Arc<Mutex<Option<String>>>,
 ) -> anyhow::Result<Vec<Box<dyn Sink>>> {
-    for message in receiver {
+    let mut next = receiver.recv().ok();
+    while let Some(message) = next.take() {
         match message {
             Message::Epoch(epoch) => {
+                // Every epoch already waiting goes in one batch, so a sink that writes
+                // one transaction per batch catches up instead of falling behind.
+                let mut batch = vec![epoch];
+                while batch.len() < MAX_BATCH {
+                    match receiver.try_recv() {
+                        Ok(Message::Epoch(epoch)) => batch.push(epoch),
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
                 for sink in &mut sinks {
                     *lock(&busy) = sink.name();
-                    if let Err(error) = sink.epoch(&epoch) {
+                    if let Err(error) = sink.epochs(&batch) {
                         let reason = format!("{}: {error:#}", sink.name());
                         *lock(&failed) = Some(reason.clone());
                         return Err(anyhow!(reason));
                     }
                 }
-                durable.fetch_max(epoch.epoch + 1, Ordering::SeqCst);
+                let last = batch.last().map_or(0, |epoch| epoch.epoch);
+                durable.fetch_max(last + 1, Ordering::SeqCst);
             }
             Message::Skipped(error) => sinks.iter_mut().for_each(|s| s.skipped(&error)),
+        }
+        if next.is_none() {
+            next = receiver.recv().ok();
         }
     }
     Ok(sinks)

@@ -1,6 +1,7 @@
 //! `--sink-postgres URL`: the result kept in a table of a PostgreSQL database.
 //!
-//! Each epoch is one transaction: the table is made equal to the epoch's result (rows of
+//! Each epoch is one transaction (epochs that waited for the sink together share one,
+//! which writes the last one's result): the table is made equal to the epoch's result (rows of
 //! percentages that went away deleted, changed rows upserted, every row stamped with the
 //! epoch and source position) together with the job's row in `discounting_progress`. So
 //! a reader always sees one whole epoch. The progress row fences a restarted job: an
@@ -10,6 +11,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use anyhow::{anyhow, bail};
 use postgres::Client;
@@ -67,7 +69,12 @@ impl PostgresSink {
         })
     }
 
-    fn write(&mut self, epoch: &EpochOutput) -> Result<(), postgres::Error> {
+    /// Makes the table the result after the last of `epochs` (epochs that waited
+    /// together), in one transaction.
+    fn write(&mut self, epochs: &[Arc<EpochOutput>]) -> Result<(), postgres::Error> {
+        let Some(epoch) = epochs.last() else {
+            return Ok(());
+        };
         let mut transaction = self.client.transaction()?;
         let progress = transaction.query_opt(
             &format!(
@@ -95,9 +102,9 @@ impl PostgresSink {
         };
         let removed: BTreeSet<String> = if self.synced {
             let now: BTreeSet<String> = epoch.table.iter().map(ResultRow::percentage).collect();
-            epoch
-                .changes
+            epochs
                 .iter()
+                .flat_map(|epoch| &epoch.changes)
                 .map(|c| c.row.percentage())
                 .filter(|p| !now.contains(p))
                 .collect()
@@ -213,9 +220,16 @@ impl Sink for PostgresSink {
     }
 
     fn epoch(&mut self, epoch: &EpochOutput) -> anyhow::Result<()> {
-        check_figures(&epoch.table)?;
-        self.write(epoch)
-            .map_err(|e| anyhow!("cannot write epoch {}: {}", epoch.epoch, error_text(&e)))
+        self.epochs(&[Arc::new(epoch.clone())])
+    }
+
+    fn epochs(&mut self, epochs: &[Arc<EpochOutput>]) -> anyhow::Result<()> {
+        let Some(last) = epochs.last() else {
+            return Ok(());
+        };
+        check_figures(&last.table)?;
+        self.write(epochs)
+            .map_err(|e| anyhow!("cannot write epoch {}: {}", last.epoch, error_text(&e)))
     }
 }
 
