@@ -277,7 +277,8 @@ fn largest_money(rows: &[ResultRow]) -> f64 {
 
 /// The dashboard's chart: subtotal, total and discount per percentage.
 fn bar_chart(rows: &[ResultRow], top: Option<f64>) -> Value {
-    let money: [(&str, &str, fn(&ResultRow) -> Figure); 3] = [
+    type Money = fn(&ResultRow) -> Figure;
+    let money: [(&str, &str, Money); 3] = [
         ("avg subtotal", "--subtotal", |r| r.avg_order_subtotal),
         ("avg total", "--total", |r| r.avg_order_total),
         ("avg discount", "--discount", |r| r.avg_discount_total),
