@@ -439,6 +439,7 @@ mod tests {
             position: None,
             transactions: 0,
             freshness: None,
+            committed_at: None,
             rows: 1,
             changes: Vec::new(),
             rejects: Vec::new(),
