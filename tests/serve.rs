@@ -17,9 +17,13 @@ fn local() -> SocketAddr {
 
 /// A row from its printed figures (the figures here are written out, not computed).
 fn row(values: [&str; 6]) -> ResultRow {
-    use discounting::decimal::parse_scaled;
     use discounting::result::Figure;
-    let figure = |text: &str, digits| Figure::new(parse_scaled(text, digits).unwrap(), digits);
+    // Written with exactly `digits` decimals; past what micros in an i64 hold, too.
+    let figure = |text: &str, digits: u32| {
+        let fraction = text.split_once('.').map_or(0, |(_, f)| f.len() as u32);
+        assert_eq!(fraction, digits, "{text}");
+        Figure::new(text.replace('.', "").parse::<i128>().unwrap(), digits)
+    };
     ResultRow {
         percentage_micros: discounting::decimal::parse_micros(values[0]).unwrap(),
         avg_item_ct: figure(values[1], 0),
