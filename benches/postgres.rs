@@ -286,38 +286,14 @@ fn writer(
         .filter(|l| l.starts_with("stats: epoch=") && !l.starts_with("stats: epoch=0 "))
         .collect();
     let rows: f64 = epochs.iter().filter_map(|l| field(l, "rows")).sum();
-    let mut freshness: Vec<f64> = epochs
+    let freshness = sorted_field(&epochs, "freshness_ms");
+    let held = sorted_field(&epochs, "outputs_freshness_ms");
+    let latency_ms: Vec<f64> = sorted_field(&epochs, "seconds")
         .iter()
-        .filter_map(|l| field(l, "freshness_ms"))
+        .map(|s| s * 1e3)
         .collect();
-    freshness.sort_by(f64::total_cmp);
-    let quantile = |q: f64| {
-        freshness
-            .get(((freshness.len() as f64 - 1.0) * q).round() as usize)
-            .copied()
-            .unwrap_or(f64::NAN)
-    };
-    let mut held: Vec<f64> = epochs
-        .iter()
-        .filter_map(|l| field(l, "outputs_freshness_ms"))
-        .collect();
-    held.sort_by(f64::total_cmp);
-    let held_at = |q: f64| {
-        held.get(((held.len() as f64 - 1.0) * q).round() as usize)
-            .copied()
-            .unwrap_or(f64::NAN)
-    };
     let resident =
         |line: Option<&&String>| line.and_then(|l| field(l, "resident_bytes")).unwrap_or(0.0) / 1e6;
-    let mut latency: Vec<f64> = epochs.iter().filter_map(|l| field(l, "seconds")).collect();
-    latency.sort_by(f64::total_cmp);
-    let at = |q: f64| {
-        latency
-            .get(((latency.len() as f64 - 1.0) * q).round() as usize)
-            .copied()
-            .unwrap_or(f64::NAN)
-            * 1e3
-    };
     let sinks = if extra.is_empty() {
         ""
     } else {
@@ -329,16 +305,31 @@ fn writer(
          lag_bytes_at_writer_end={lag_at_end} caught_up_after_ms={} resident_mb_first={:.1} last={:.1}",
         rows / seconds as f64,
         epochs.len(),
-        quantile(0.5),
-        quantile(0.99),
-        quantile(1.0),
-        held_at(0.5),
-        held_at(0.99),
-        at(0.5),
-        at(0.99),
+        quantile(&freshness, 0.5),
+        quantile(&freshness, 0.99),
+        quantile(&freshness, 1.0),
+        quantile(&held, 0.5),
+        quantile(&held, 0.99),
+        quantile(&latency_ms, 0.5),
+        quantile(&latency_ms, 0.99),
         caught_up.as_millis(),
         resident(epochs.first()),
         resident(epochs.last()),
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The values of `name=` in the stats `lines`, in ascending order.
+fn sorted_field(lines: &[&String], name: &str) -> Vec<f64> {
+    let mut values: Vec<f64> = lines.iter().filter_map(|l| field(l, name)).collect();
+    values.sort_by(f64::total_cmp);
+    values
+}
+
+/// The `q` quantile of ascending `values` (NaN when there are none).
+fn quantile(values: &[f64], q: f64) -> f64 {
+    values
+        .get(((values.len() as f64 - 1.0) * q).round() as usize)
+        .copied()
+        .unwrap_or(f64::NAN)
 }

@@ -108,6 +108,25 @@ pub fn parse_integer(text: &str) -> Result<i64, NumberError> {
     })
 }
 
+/// `numerator / denominator` rounded half up to `digits` fractional digits, as a count
+/// of 10^−`digits` units. Both are non-negative, so "half up" and "half away from zero"
+/// agree; the quotient is split into whole and remainder first, so only
+/// `denominator × 10^digits` has to fit. `None` when it does not, or on a zero
+/// denominator.
+pub fn rounded_quotient(numerator: u128, denominator: u128, digits: u32) -> Option<u128> {
+    let unit = 10u128.pow(digits);
+    denominator.checked_mul(unit)?;
+    let whole = numerator.checked_div(denominator)?;
+    let remainder = numerator % denominator;
+    let fraction = remainder * unit / denominator;
+    let rest = remainder * unit % denominator;
+    // Half up: round when the rest is at least half of the denominator.
+    let round_up = rest >= denominator - rest;
+    whole
+        .checked_mul(unit)?
+        .checked_add(fraction + u128::from(round_up))
+}
+
 /// Formats `numerator / denominator` rounded half up to `digits` fractional digits.
 ///
 /// Both are non-negative, so "half up" and "half away from zero" agree. The quotient is
@@ -122,14 +141,7 @@ pub fn parse_integer(text: &str) -> Result<i64, NumberError> {
 /// ```
 pub fn format_quotient(numerator: u128, denominator: u128, digits: u32) -> Option<String> {
     let unit = 10u128.pow(digits);
-    denominator.checked_mul(unit)?;
-    let whole = numerator.checked_div(denominator)?;
-    let remainder = numerator % denominator;
-    let fraction = remainder * unit / denominator;
-    let rest = remainder * unit % denominator;
-    // Half up: round when the rest is at least half of the denominator.
-    let round_up = rest >= denominator - rest;
-    let scaled = whole.checked_mul(unit)? + fraction + u128::from(round_up);
+    let scaled = rounded_quotient(numerator, denominator, digits)?;
     let (whole_part, fraction_part) = (scaled / unit, scaled % unit);
     Some(if digits == 0 {
         whole_part.to_string()

@@ -113,25 +113,6 @@ pub struct ChangeRow {
     pub row: ResultRow,
 }
 
-/// `numerator / denominator` rounded half up to `digits` fractional digits, as a count
-/// of 10^−`digits` units. Both are non-negative, so "half up" and "half away from zero"
-/// agree; the quotient is split into whole and remainder first, so only
-/// `denominator × 10^digits` has to fit. `None` when it does not, or on a zero
-/// denominator.
-fn rounded_quotient(numerator: u128, denominator: u128, digits: u32) -> Option<i128> {
-    let unit = 10u128.pow(digits);
-    denominator.checked_mul(unit)?;
-    let whole = numerator.checked_div(denominator)?;
-    let remainder = numerator % denominator;
-    let fraction = remainder * unit / denominator;
-    let rest = remainder * unit % denominator;
-    let round_up = rest >= denominator - rest;
-    let units = whole
-        .checked_mul(unit)?
-        .checked_add(fraction + u128::from(round_up))?;
-    i128::try_from(units).ok()
-}
-
 /// Computes the row of a group, or why it cannot be computed exactly.
 ///
 /// `avg_order_total` = Σ subtotal × (100 − p) / 100 / n and `avg_discount_total` =
@@ -160,7 +141,8 @@ pub fn result_row(percentage_micros: i64, sums: Sums) -> Result<ResultRow, Strin
         .ok_or_else(not_exact)?;
     let figure = |numerator: Option<u128>, denominator: u128, digits: u32| {
         numerator
-            .and_then(|n| rounded_quotient(n, denominator, digits))
+            .and_then(|n| decimal::rounded_quotient(n, denominator, digits))
+            .and_then(|units| i128::try_from(units).ok())
             .map(|units| Figure::new(units, digits))
             .ok_or_else(not_exact)
     };

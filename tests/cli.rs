@@ -143,16 +143,7 @@ epoch,diff,id,order_time,customer_id,item_ct,order_subtotal,discount_code,percen
 #[test]
 fn what_if_compares_baseline_and_scenario() {
     let work = fixture("what_if");
-    let stdout = work.stdout(&[
-        "what-if",
-        "--codes",
-        "codes.csv",
-        "--orders",
-        "orders.csv",
-        "u1.csv",
-        "--format",
-        "csv",
-    ]);
+    let stdout = work.stdout(&[WHAT_IF, &["--format", "csv"]].concat());
     let expected = "\
 percentage,avg_item_ct_baseline,avg_item_ct_scenario,avg_item_ct_change,avg_order_subtotal_baseline,avg_order_subtotal_scenario,avg_order_subtotal_change,avg_order_total_baseline,avg_order_total_scenario,avg_order_total_change,avg_discount_total_baseline,avg_discount_total_scenario,avg_discount_total_change,order_count_baseline,order_count_scenario,order_count_change
 10,3,3,+0,15.01,43.34,+28.33,13.50,39.00,+25.50,1.50,4.33,+2.83,2,3,+1
