@@ -10,7 +10,8 @@
 //! results, COPY and dataflow together); the writer is `pgbench` clients committing
 //! small transactions as fast as they can (`DISCOUNTING_BENCH_CLIENTS`, default 2): 9 in 10
 //! change four orders (a subtotal and a code, an item count, a subtotal, one deleted and
-//! inserted again), 1 in 10 corrects a code's percentage. Freshness is
+//! inserted again; `DISCOUNTING_BENCH_BLOCKS` such blocks of five changes, default 1),
+//! 1 in 10 corrects a code's percentage. Freshness is
 //! from each epoch's first commit (the server's commit time) to the epoch's completion;
 //! outputs freshness to the moment every output holds it (with `--sink-postgres`, the
 //! table's commit).
@@ -196,16 +197,25 @@ fn writer(
         std::env::temp_dir().join(format!("discounting-bench-pgbench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let update = dir.join("update.sql");
+    // Each block is five changes to orders spread over the table; a transaction holds
+    // `DISCOUNTING_BENCH_BLOCKS` of them (default 1).
+    let blocks: String = (0..env_or("DISCOUNTING_BENCH_BLOCKS", 1))
+        .map(|b| {
+            let id = format!("((:id + {b} * 104729) % {orders} + 1)");
+            format!(
+                "UPDATE orders SET order_subtotal = order_subtotal + 0.01, discount_code = 'C' || :code WHERE id = {id};\n\
+                 UPDATE orders SET item_ct = item_ct + 1 WHERE id = {id} % {orders} + 1;\n\
+                 UPDATE orders SET order_subtotal = order_subtotal + 0.02 WHERE id = ({id} * 7) % {orders} + 1;\n\
+                 DELETE FROM orders WHERE id = ({id} * 13) % {orders} + 1;\n\
+                 INSERT INTO orders VALUES (({id} * 13) % {orders} + 1, now(), :id % 1000, 2, 19.99, 'C' || :code)\n\
+                   ON CONFLICT (id) DO UPDATE SET item_ct = 3;\n"
+            )
+        })
+        .collect();
     std::fs::write(
         &update,
         format!(
-            "\\set id random(1, {orders})\n\\set code random(1, 1100)\nBEGIN;\n\
-             UPDATE orders SET order_subtotal = order_subtotal + 0.01, discount_code = 'C' || :code WHERE id = :id;\n\
-             UPDATE orders SET item_ct = item_ct + 1 WHERE id = :id % {orders} + 1;\n\
-             UPDATE orders SET order_subtotal = order_subtotal + 0.02 WHERE id = (:id * 7) % {orders} + 1;\n\
-             DELETE FROM orders WHERE id = (:id * 13) % {orders} + 1;\n\
-             INSERT INTO orders VALUES ((:id * 13) % {orders} + 1, now(), :id % 1000, 2, 19.99, 'C' || :code)\n\
-               ON CONFLICT (id) DO UPDATE SET item_ct = 3;\nCOMMIT;\n"
+            "\\set id random(1, {orders})\n\\set code random(1, 1100)\nBEGIN;\n{blocks}COMMIT;\n"
         ),
     )
     .unwrap();

@@ -19,6 +19,7 @@ use crate::sink::files::{
     Notes, RejectsFile, Stats, STDOUT,
 };
 use crate::sink::http::HttpSink;
+use crate::sink::kafka::KafkaSink;
 use crate::sink::postgres::PostgresSink;
 use crate::sink::{Pipeline, Sink};
 use crate::source::SourceSpec;
@@ -85,6 +86,13 @@ fn sinks(plan: &JobPlan) -> anyhow::Result<Vec<Box<dyn Sink>>> {
     }
     if let (Some((url, table)), true) = (&plan.sink_postgres, writes) {
         sinks.push(Box::new(PostgresSink::connect(url, table)?));
+    }
+    if let (Some(sink), true) = (&plan.sink_kafka, writes) {
+        sinks.push(Box::new(KafkaSink::connect(
+            &sink.brokers,
+            &sink.topic,
+            sink.patience,
+        )?));
     }
     if let (Some(addr), true) = (plan.serve, writes) {
         sinks.push(Box::new(HttpSink::start(addr)?));
@@ -176,6 +184,6 @@ fn inputs(plan: &JobPlan) -> Vec<&Path> {
             .chain(&files.updates)
             .map(PathBuf::as_path)
             .collect(),
-        SourceSpec::Postgres(_) => Vec::new(),
+        SourceSpec::Postgres(_) | SourceSpec::Kafka(_) => Vec::new(),
     }
 }

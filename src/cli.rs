@@ -17,6 +17,8 @@ use crate::input::BadRows;
 use crate::output::{ChangelogFormat, TableFormat};
 use crate::run::{Job, Workers};
 use crate::source::files::FileSpec;
+use crate::source::kafka::messages::ValueFormat;
+use crate::source::kafka::KafkaSpec;
 use crate::source::postgres::PostgresSpec;
 use crate::source::SourceSpec;
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -35,6 +37,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per run: the size of its largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Load the base snapshots, apply each update file as one epoch, print the result.
@@ -123,6 +127,26 @@ pub struct RunArgs {
     /// with the connection.
     #[arg(long, value_name = "NAME")]
     pub slot: Option<String>,
+    /// Read the tables from Kafka topics (BROKERS: host:port[,host:port...]) from their
+    /// earliest offsets, then follow them until Ctrl-C or SIGTERM. A message's value is a
+    /// row as ksqlDB's JSON format writes it or a Debezium event; a null value deletes
+    /// the key's row.
+    #[arg(long, value_name = "BROKERS",
+          conflicts_with_all = ["codes", "orders", "updates", "follow", "postgres"])]
+    pub kafka: Option<String>,
+    /// With --kafka: the orders topic.
+    #[arg(long, value_name = "TOPIC", default_value = "orders")]
+    pub orders_topic: String,
+    /// With --kafka: the discount codes topic.
+    #[arg(long, value_name = "TOPIC", default_value = "discount_codes")]
+    pub codes_topic: String,
+    /// With --kafka: how message values are written (auto: each message on its own).
+    #[arg(long, value_enum, default_value_t = ValueFormat::Auto)]
+    pub kafka_format: ValueFormat,
+    /// With --kafka: the consumer group the read offsets are committed to (for
+    /// monitoring; a restart reads the topics from the start).
+    #[arg(long, value_name = "NAME", default_value = "discounting")]
+    pub kafka_group: String,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -213,6 +237,18 @@ pub struct CommonArgs {
     /// a live dashboard at /, Prometheus metrics at /metrics, /healthz.
     #[arg(long, value_name = "ADDR")]
     pub serve: Option<std::net::SocketAddr>,
+    /// Write the result to the Kafka topic TOPIC, as ksqlDB's DISCOUNT_ANALYSIS table
+    /// does: key the percentage, value the JSON row, a tombstone when a row goes away.
+    #[arg(long, value_name = "TOPIC")]
+    pub sink_kafka: Option<String>,
+    /// With --sink-kafka: the brokers to write to (default: those of --kafka).
+    #[arg(long, value_name = "BROKERS", requires = "sink_kafka")]
+    pub sink_brokers: Option<String>,
+    /// Seconds the Kafka brokers may stay silent (or a sink's write unacknowledged)
+    /// before the run ends with an error.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub kafka_timeout: u64,
     /// With --sink-postgres: the result table (optionally schema-qualified).
     #[arg(
         long,
@@ -252,8 +288,17 @@ pub struct JobPlan {
     pub sink_postgres: Option<(String, String)>,
     /// Where the HTTP API and dashboard listen.
     pub serve: Option<std::net::SocketAddr>,
+    pub sink_kafka: Option<KafkaSinkPlan>,
     pub stats: bool,
     pub quiet: bool,
+}
+
+/// Where `--sink-kafka` writes.
+#[derive(Debug, Clone)]
+pub struct KafkaSinkPlan {
+    pub brokers: String,
+    pub topic: String,
+    pub patience: Duration,
 }
 
 /// What goes to stdout.
@@ -275,6 +320,17 @@ impl Cli {
         match self.command {
             Command::Run(args) if args.postgres.is_some() => {
                 let source = postgres_source(&args)?;
+                plan(source, Report::Live, args.common)
+            }
+            Command::Run(args) if args.kafka.is_some() => {
+                let source = SourceSpec::Kafka(KafkaSpec {
+                    brokers: args.kafka.clone().unwrap_or_default(),
+                    codes_topic: args.codes_topic.clone(),
+                    orders_topic: args.orders_topic.clone(),
+                    format: args.kafka_format,
+                    group: args.kafka_group.clone(),
+                    patience: Duration::from_secs(args.common.kafka_timeout),
+                });
                 plan(source, Report::Live, args.common)
             }
             Command::Run(args) => {
@@ -362,6 +418,19 @@ fn plan(source: SourceSpec, report: Report, common: CommonArgs) -> anyhow::Resul
     if common.rejects.is_some() && bad_rows == BadRows::Fail {
         bail!("--rejects goes with --bad-rows skip");
     }
+    let sink_kafka = match (&common.sink_kafka, &common.sink_brokers, &source) {
+        (None, _, _) => None,
+        (Some(topic), Some(brokers), _) => Some((topic, brokers.clone())),
+        (Some(topic), None, SourceSpec::Kafka(kafka)) => Some((topic, kafka.brokers.clone())),
+        (Some(_), None, _) => {
+            bail!("--sink-kafka needs --sink-brokers (or --kafka to write to the same brokers)")
+        }
+    }
+    .map(|(topic, brokers)| KafkaSinkPlan {
+        brokers,
+        topic: topic.clone(),
+        patience: Duration::from_secs(common.kafka_timeout),
+    });
     Ok(Plan::Job(Box::new(JobPlan {
         job: Job {
             source,
@@ -383,6 +452,7 @@ fn plan(source: SourceSpec, report: Report, common: CommonArgs) -> anyhow::Resul
             .sink_postgres
             .map(|url| (url, common.result_table.clone())),
         serve: common.serve,
+        sink_kafka,
         stats: common.stats,
         quiet: common.quiet,
     })))

@@ -26,6 +26,7 @@ pub mod dataflow;
 pub mod decimal;
 pub mod generate;
 pub mod input;
+pub mod kafka;
 pub mod keyed_table;
 pub mod memory;
 pub mod model;

@@ -167,7 +167,9 @@ fn events(changes: &[ChangeRow]) -> Vec<(Epoch, Event<'_>)> {
 }
 
 /// One result row as a JSON object with ksqlDB's upper-case column names.
-fn json_row(row: &ResultRow) -> String {
+/// A result row as one JSON object with ksqlDB's upper-case names, figures as exact
+/// JSON numbers.
+pub fn json_row(row: &ResultRow) -> String {
     let fields: Vec<String> = COLUMNS
         .iter()
         .zip(row.values())

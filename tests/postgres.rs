@@ -76,8 +76,13 @@ impl LiveJob {
     pub fn start(work: &Workdir, url: &str, extra: &[&str]) -> LiveJob {
         let mut args = vec!["run", "--postgres", url, "--format", "csv", "--stats"];
         args.extend_from_slice(extra);
+        LiveJob::start_args(work, &args)
+    }
+
+    /// Any live run (`run --kafka ...`) that prints a CSV changelog and stats.
+    pub fn start_args(work: &Workdir, args: &[&str]) -> LiveJob {
         let mut child = work
-            .command(&args)
+            .command(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

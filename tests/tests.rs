@@ -22,6 +22,10 @@ mod follow;
 mod fuzz;
 // Bad files and rows: the error each gets, and that nothing of a bad epoch is written.
 mod errors;
+// The Kafka source and sink against a real Kafka-protocol broker (tansu).
+mod kafka;
+// A throwaway Kafka-protocol broker for the tests that need one.
+mod kafka_server;
 // Outputs never destroy anything: inputs, devices, FIFOs, symlinks, modes.
 mod outputs;
 // Random epochs against a from-scratch recomputation, at 1, 2 and 4 workers.

@@ -105,7 +105,7 @@ fn parse_line(text: &[u8], role: Role) -> Result<Change, CellError> {
 }
 
 /// A JSON object's entries in order, duplicates kept so that they can be refused.
-struct JsonObject(Vec<(String, Value)>);
+pub struct JsonObject(pub Vec<(String, Value)>);
 
 impl<'de> Deserialize<'de> for JsonObject {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -128,13 +128,14 @@ impl<'de> Deserialize<'de> for JsonObject {
 }
 
 /// The cells of one JSON object.
-struct JsonCells<'a> {
+pub struct JsonCells<'a> {
     entries: &'a [(String, Value)],
     columns: [Option<usize>; COLUMN_COUNT],
 }
 
 impl<'a> JsonCells<'a> {
-    fn new(entries: &'a [(String, Value)]) -> Result<Self, CellError> {
+    /// The object's columns, or the duplicate column that makes it a bad row.
+    pub fn new(entries: &'a [(String, Value)]) -> Result<Self, CellError> {
         let mut columns = [None; COLUMN_COUNT];
         // An object has a few keys: comparing each with those before it is cheaper than
         // a set of lower-cased copies, on every line.

@@ -18,9 +18,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use error::{InputError, Reject};
+pub use error::{quoted, InputError, Reject};
+pub use jsonl::{JsonCells, JsonObject};
 pub use layout::Part;
-pub use row::{parse_change, parse_timestamp, required_columns, CellError, Cells, Column, Op};
+pub use row::{
+    key_column, parse_change, parse_timestamp, required_columns, CellError, Cells, Column, Op,
+};
 
 use crate::model::{Change, Position, Table};
 

@@ -75,6 +75,14 @@ pub fn required_columns(table: Table) -> &'static [Column] {
     }
 }
 
+/// The key column of `table`.
+pub fn key_column(table: Table) -> Column {
+    match table {
+        Table::DiscountCodes => Column::Code,
+        Table::Orders => Column::Id,
+    }
+}
+
 /// A row's cell could not be read: which column, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CellError {

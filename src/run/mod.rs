@@ -93,6 +93,12 @@ impl Job {
                 ("--publication", pg.publication.clone(), true),
                 ("--slot", pg.slot.clone().unwrap_or_default(), true),
             ],
+            SourceSpec::Kafka(kafka) => vec![
+                ("--kafka", kafka.brokers.clone(), true),
+                ("--codes-topic", kafka.codes_topic.clone(), true),
+                ("--orders-topic", kafka.orders_topic.clone(), true),
+                ("--kafka-format", format!("{:?}", kafka.format), true),
+            ],
         };
         let bad_rows = match self.bad_rows {
             BadRows::Fail => "fail",

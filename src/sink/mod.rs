@@ -9,6 +9,7 @@
 
 pub mod files;
 pub mod http;
+pub mod kafka;
 pub mod postgres;
 
 use std::sync::atomic::{AtomicU64, Ordering};

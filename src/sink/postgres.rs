@@ -47,7 +47,7 @@ impl PostgresSink {
             "CREATE TABLE IF NOT EXISTS {quoted} (percentage numeric PRIMARY KEY, {}, {}, {}, {}, \
              order_count bigint NOT NULL, epoch bigint NOT NULL, source_position text);
              CREATE TABLE IF NOT EXISTS {PROGRESS_TABLE} (result_table text PRIMARY KEY, \
-             epoch bigint NOT NULL, source_position pg_lsn, written_at timestamptz NOT NULL);",
+             epoch bigint NOT NULL, source_position text, written_at timestamptz NOT NULL);",
             numeric("avg_item_ct"),
             numeric("avg_order_subtotal"),
             numeric("avg_order_total"),
@@ -84,7 +84,13 @@ impl PostgresSink {
         )?;
         if let Some(row) = &progress {
             let (written_epoch, written_position): (i64, Option<String>) = (row.get(0), row.get(1));
-            if holds_already(written_epoch, written_position.as_deref(), epoch) {
+            let position = epoch.position.as_deref();
+            if holds_already(
+                written_epoch,
+                written_position.as_deref(),
+                epoch.epoch,
+                position,
+            ) {
                 return transaction.commit();
             }
         }
@@ -97,7 +103,10 @@ impl PostgresSink {
                 epoch
                     .position
                     .as_deref()
-                    .map_or("NULL".to_string(), |p| format!("'{p}'"))
+                    .map_or("NULL".to_string(), |p| format!(
+                        "'{}'",
+                        p.replace('\'', "''")
+                    ))
             );
         };
         let removed: BTreeSet<String> = if self.synced {
@@ -171,15 +180,22 @@ impl PostgresSink {
     }
 }
 
-/// Whether the progress row says the table holds `epoch` already: a later source
-/// position, or with no positions (files) the same or a later epoch.
-fn holds_already(written_epoch: i64, written_position: Option<&str>, epoch: &EpochOutput) -> bool {
-    match (
-        written_position.and_then(lsn),
-        epoch.position.as_deref().and_then(lsn),
-    ) {
-        (Some(written), Some(this)) => written >= this && epoch.epoch > 0,
-        (None, None) => written_epoch >= epoch.epoch as i64,
+/// Whether the progress row says the table holds epoch `epoch` at `position` already:
+/// the same or a later LSN of a database's stream (a snapshot is a new slot's start, so
+/// always written), or with no positions (files) the same or a later epoch. Other
+/// positions (Kafka offsets) do not order the epochs of two runs: every epoch is written.
+fn holds_already(
+    written_epoch: i64,
+    written_position: Option<&str>,
+    epoch: u64,
+    position: Option<&str>,
+) -> bool {
+    match (written_position, position) {
+        (Some(written), Some(this)) => match (lsn(written), lsn(this)) {
+            (Some(written), Some(this)) => written >= this && epoch > 0,
+            _ => false,
+        },
+        (None, None) => written_epoch >= epoch as i64,
         _ => false,
     }
 }
@@ -242,6 +258,18 @@ mod tests {
         assert!(lsn("0/16B3F28") < lsn("1/0"));
         assert_eq!(lsn("0/A"), Some(10));
         assert_eq!(lsn("nope"), None);
+    }
+
+    #[test]
+    fn only_lsns_and_epochs_of_files_fence() {
+        assert!(holds_already(3, Some("0/20"), 2, Some("0/10")));
+        assert!(!holds_already(3, Some("0/10"), 2, Some("0/20")));
+        assert!(!holds_already(3, Some("0/20"), 0, Some("0/10")));
+        assert!(holds_already(3, None, 3, None));
+        assert!(!holds_already(3, None, 4, None));
+        let kafka = Some("orders/0@7,discount_codes/0@3");
+        assert!(!holds_already(9, kafka, 1, kafka));
+        assert!(!holds_already(9, None, 1, kafka));
     }
 
     #[test]

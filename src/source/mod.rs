@@ -3,12 +3,13 @@
 //! A source decides what the next epoch is (worker 0 does, as the leader) as a small
 //! serializable descriptor that every worker then receives, and says how each worker
 //! reads its share of that epoch: the files on the command line (`files`), then
-//! optionally a followed directory (`follow`), or a PostgreSQL database (`postgres`). Adding a source is a new module and one
-//! arm in `SourceSpec::drive`.
+//! optionally a followed directory (`follow`), a PostgreSQL database (`postgres`), or Kafka
+//! topics (`kafka`). Adding a source is a new module and one arm in `SourceSpec::drive`.
 
 pub mod files;
 pub mod follow;
 pub mod identity;
+pub mod kafka;
 pub mod postgres;
 
 use std::fmt::Debug;
@@ -108,6 +109,7 @@ impl Control<'_> {
 pub enum SourceSpec {
     Files(files::FileSpec),
     Postgres(postgres::PostgresSpec),
+    Kafka(kafka::KafkaSpec),
 }
 
 /// Something to do with a source of any kind (the epoch loop, the recomputation).
@@ -123,6 +125,7 @@ impl SourceSpec {
         match self {
             SourceSpec::Files(spec) => work.with(files::FileSource::new(spec)),
             SourceSpec::Postgres(spec) => work.with(postgres::PostgresSource::new(spec)),
+            SourceSpec::Kafka(spec) => work.with(kafka::KafkaSource::new(spec)),
         }
     }
 }

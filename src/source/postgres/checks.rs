@@ -3,7 +3,8 @@
 
 use postgres::Client;
 
-use super::rows::{key_column, Shape};
+use super::rows::Shape;
+use crate::input::key_column;
 use crate::input::Column;
 use crate::model::Table;
 use crate::pg::{error_text, quote_ident};

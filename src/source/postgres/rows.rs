@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use crate::input::{
-    parse_change, required_columns, CellError, Cells, Column, InputError, Op, Reject,
+    key_column, parse_change, required_columns, CellError, Cells, Column, InputError, Op, Reject,
 };
 use crate::model::{Change, Table};
 
@@ -97,13 +97,6 @@ impl Shape {
             },
             row: csv_line(values),
         }
-    }
-}
-
-pub fn key_column(table: Table) -> Column {
-    match table {
-        Table::DiscountCodes => Column::Code,
-        Table::Orders => Column::Id,
     }
 }
 
