@@ -87,6 +87,9 @@ pub fn partitions(
         return Err(format!("Kafka at {brokers}: no topic {topic}"));
     };
     if let Some(error) = found.error() {
+        if error == rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART {
+            return Err(format!("Kafka at {brokers}: no topic {topic}"));
+        }
         return Err(format!("Kafka at {brokers}: topic {topic}: {error:?}"));
     }
     let mut partitions: Vec<i32> = found.partitions().iter().map(|p| p.id()).collect();

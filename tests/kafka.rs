@@ -131,7 +131,7 @@ fn the_recipes_topics_give_the_recipes_figures_and_the_sink_topic_holds_them() {
             (cells[0].clone(), cells)
         })
         .collect();
-    assert_eq!(expected.len(), 5, "{from_files}");
+    assert_eq!(expected.len(), 6, "{from_files}");
     let job = start(&work, &server, &["--sink-kafka", "discount_analysis"]);
     job.wait_epochs(1, Duration::from_secs(60));
     let (tables, stderr) = job.stop_at(&expected, Duration::from_secs(10));
@@ -203,7 +203,11 @@ fn random_message(rng: &mut StdRng, debezium: bool) -> (Sent, Change) {
         }
         let percentage = rng.random_range(0..=100_000) as i64 * 1_000;
         let text = discounting::decimal::format_micros(percentage);
-        let value = format!("{{\"CODE\":\"{code}\",\"PERCENTAGE\":{text}}}");
+        let value = if debezium {
+            format!("{{\"before\":null,\"after\":{{\"code\":\"{code}\",\"percentage\":\"{text}\"}},\"op\":\"u\"}}")
+        } else {
+            format!("{{\"CODE\":\"{code}\",\"PERCENTAGE\":{text}}}")
+        };
         let change = Change::Code {
             code: code.into(),
             percentage_micros: Some(percentage),
@@ -459,7 +463,7 @@ fn a_bad_message_fails_the_run_or_is_skipped_into_the_rejects() {
     assert_eq!(
         stderr
             .lines()
-            .filter(|l| l.starts_with("discounting: error"))
+            .filter(|l| l.starts_with("discounting:"))
             .count(),
         1,
         "{stderr}"

@@ -81,6 +81,7 @@ fn held_keys(brokers: &str, topic: &str, patience: Duration) -> Result<BTreeSet<
     let consumer: BaseConsumer<Context> = client_config(brokers)
         .set("group.id", "discounting-sink")
         .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
         .create_with_context(Context::default())
         .map_err(|e| format!("Kafka at {brokers}: {e}"))?;
     let ids = match partitions(&consumer, brokers, topic, patience) {
@@ -94,20 +95,13 @@ fn held_keys(brokers: &str, topic: &str, patience: Duration) -> Result<BTreeSet<
         Err(e) => return Err(e),
     };
     let mut assignment = TopicPartitionList::new();
-    let mut ends = std::collections::BTreeMap::new();
-    for partition in ids {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, partition, patience)
-            .map_err(|e| format!("Kafka at {brokers}: {e}"))?;
-        if high > low {
-            ends.insert(partition, high);
-            let _ = assignment.add_partition_offset(topic, partition, Offset::Beginning);
-        }
+    for &partition in &ids {
+        let _ = assignment.add_partition_offset(topic, partition, Offset::Beginning);
     }
+    // Read until every partition has reached its end (as the broker's fetch says, not
+    // a high watermark asked for beforehand, which some brokers give wrong).
+    let mut ends: BTreeSet<i32> = ids.into_iter().collect();
     let mut held = BTreeSet::new();
-    if ends.is_empty() {
-        return Ok(held);
-    }
     consumer
         .assign(&assignment)
         .map_err(|e| format!("Kafka at {brokers}: {e}"))?;
@@ -130,13 +124,9 @@ fn held_keys(brokers: &str, topic: &str, patience: Duration) -> Result<BTreeSet<
                         held.remove(&key);
                     }
                 }
-                let partition = message.partition();
-                if ends
-                    .get(&partition)
-                    .is_some_and(|end| message.offset() + 1 >= *end)
-                {
-                    ends.remove(&partition);
-                }
+            }
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                ends.remove(&partition);
             }
             Some(Err(e)) => return Err(format!("Kafka at {brokers}: {e}")),
             None => {}

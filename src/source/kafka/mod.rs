@@ -3,7 +3,7 @@
 //!
 //! The leader (worker 0) consumes every partition of both topics from the earliest
 //! offset, assigning them itself (no group rebalancing). Epoch 0 is everything up to the
-//! ends the partitions had when the job started, so the first result is the topics'
+//! ends the partitions had when the job reached them, so the first result is the topics'
 //! current table; every later epoch is the messages that have arrived since, up to
 //! `MAX_MESSAGES`, closed as soon as no more are waiting. An epoch records each
 //! partition's offset range, and every worker receives that descriptor before it is
@@ -14,11 +14,13 @@
 
 pub mod messages;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::message::Message;
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
@@ -73,15 +75,45 @@ const PROBE_AFTER: Duration = Duration::from_secs(1);
 /// A partition's next offset, by `(topic, partition)` (topic 0: codes, 1: orders).
 type Offsets = BTreeMap<(u8, i32), i64>;
 
-/// The leader's consumer and where it stands.
+/// The leader's consumers, one per topic (a partition's end is told by partition number
+/// alone), and where they stand.
 struct Leader {
-    consumer: BaseConsumer<Context>,
+    consumers: [BaseConsumer<Context>; 2],
     /// Each topic's partitions.
     partitions: [Vec<i32>; 2],
+    /// Set when either consumer's queue has something, so one wait serves both.
+    ready: Arc<(Mutex<bool>, Condvar)>,
     /// The next offset of every partition read so far.
     next: Offsets,
     /// When the brokers last answered.
     last_contact: Instant,
+}
+
+impl Leader {
+    /// The next message or event of either topic, waiting at most `wait` for one.
+    fn poll(&self, wait: Duration) -> Option<(u8, KafkaResult<BorrowedMessage<'_>>)> {
+        let until = Instant::now() + wait;
+        let (flag, signal) = &*self.ready;
+        loop {
+            if let Ok(mut ready) = flag.lock() {
+                *ready = false;
+            }
+            for topic in 0..2u8 {
+                if let Some(polled) = self.consumers[topic as usize].poll(Duration::ZERO) {
+                    return Some((topic, polled));
+                }
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            // Woken by either queue's callback; a wake-up that came between the polls
+            // above and this wait has set the flag, so it is not lost.
+            if let Ok(ready) = flag.lock() {
+                let _ = signal.wait_timeout_while(ready, left, |ready| !*ready);
+            }
+        }
+    }
 }
 
 pub struct KafkaSource {
@@ -118,67 +150,70 @@ impl KafkaSource {
         }
     }
 
-    /// Connects, assigns every partition of both topics from the start, and reads the
-    /// partitions' ends.
-    fn open(&self) -> Result<(Leader, Offsets), String> {
+    /// Connects one consumer per topic, each assigned every partition of its topic from
+    /// the start.
+    fn open(&self) -> Result<Leader, String> {
         let spec = &self.spec;
-        let consumer: BaseConsumer<Context> = client_config(&spec.brokers)
-            .set("group.id", &spec.group)
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            // A fetch waits at most this long for new messages: the idle latency.
-            .set("fetch.wait.max.ms", "10")
-            .create_with_context(Context::default())
-            .map_err(|e| format!("Kafka at {}: {e}", spec.brokers))?;
-        let wait = spec.patience;
-        let partitions = [
-            partitions(&consumer, &spec.brokers, &spec.codes_topic, wait)?,
-            partitions(&consumer, &spec.brokers, &spec.orders_topic, wait)?,
-        ];
-        let mut assignment = TopicPartitionList::new();
-        let mut ends = BTreeMap::new();
-        for (topic, ids) in partitions.iter().enumerate() {
-            let name = self.topic_name(topic as u8);
-            for &partition in ids {
+        let ready = Arc::new((Mutex::new(false), Condvar::new()));
+        let mut consumers = Vec::new();
+        let mut partitions_of = Vec::new();
+        for topic in 0..2u8 {
+            let name = self.topic_name(topic);
+            let mut consumer: BaseConsumer<Context> = client_config(&spec.brokers)
+                .set("group.id", &spec.group)
+                .set("enable.auto.commit", "false")
+                .set("enable.auto.offset.store", "false")
+                .set("auto.offset.reset", "earliest")
+                // The snapshot ends when every partition has reached its end.
+                .set("enable.partition.eof", "true")
+                // A fetch waits at most this long for new messages: the idle latency.
+                .set("fetch.wait.max.ms", "10")
+                .create_with_context(Context::default())
+                .map_err(|e| format!("Kafka at {}: {e}", spec.brokers))?;
+            let ids = partitions(&consumer, &spec.brokers, name, spec.patience)?;
+            let mut assignment = TopicPartitionList::new();
+            for &partition in &ids {
                 assignment
                     .add_partition_offset(name, partition, Offset::Beginning)
                     .map_err(|e| format!("Kafka: {e}"))?;
-                let (low, high) =
-                    consumer
-                        .fetch_watermarks(name, partition, wait)
-                        .map_err(|e| {
-                            unreachable(&spec.brokers, wait, &e.to_string(), consumer.context())
-                        })?;
-                if high > low {
-                    ends.insert((topic as u8, partition), high);
-                }
             }
+            consumer.assign(&assignment).map_err(|e| {
+                format!(
+                    "Kafka at {}: cannot assign the partitions of {name}: {e}",
+                    spec.brokers
+                )
+            })?;
+            let wake = Arc::clone(&ready);
+            consumer.set_nonempty_callback(move || {
+                let (flag, signal) = &*wake;
+                if let Ok(mut ready) = flag.lock() {
+                    *ready = true;
+                }
+                signal.notify_one();
+            });
+            consumers.push(consumer);
+            partitions_of.push(ids);
         }
-        consumer.assign(&assignment).map_err(|e| {
-            format!(
-                "Kafka at {}: cannot assign the partitions: {e}",
-                spec.brokers
-            )
-        })?;
-        Ok((
-            Leader {
-                consumer,
-                partitions,
-                next: BTreeMap::new(),
-                last_contact: Instant::now(),
-            },
-            ends,
-        ))
+        let (Ok(consumers), Ok(partitions)) = (consumers.try_into(), partitions_of.try_into())
+        else {
+            return Err("Kafka: one consumer per topic".into());
+        };
+        Ok(Leader {
+            consumers,
+            partitions,
+            ready,
+            next: BTreeMap::new(),
+            last_contact: Instant::now(),
+        })
     }
 
-    /// The leader reads one epoch's messages: up to `ends` for the snapshot, else what
-    /// has arrived, waiting for the first message as long as needed (never past a stop).
-    /// `None`: stopped with nothing read.
+    /// The leader reads one epoch's messages: for the snapshot (`at_end` given) until
+    /// every partition has reached its end, else what has arrived, waiting for the first
+    /// message as long as needed (never past a stop). `None`: stopped with nothing read.
     fn read_epoch(
         &mut self,
         control: &Control,
-        mut ends: Option<Offsets>,
+        mut at_end: Option<[BTreeSet<i32>; 2]>,
     ) -> Result<Option<KafkaEpoch>, String> {
         let (spec, names) = (
             &self.spec,
@@ -194,63 +229,67 @@ impl KafkaSource {
         self.produced_at = None;
         let mut ranges: BTreeMap<(u8, i32), (i64, i64)> = BTreeMap::new();
         loop {
-            let snapshot_done = ends.as_ref().is_some_and(BTreeMap::is_empty);
-            if snapshot_done || (ends.is_none() && self.pending.len() >= MAX_MESSAGES) {
+            let snapshot_done = at_end.as_ref().is_some_and(|at_end| {
+                (0..2).all(|t| at_end[t].len() >= leader.partitions[t].len())
+            });
+            if snapshot_done || (at_end.is_none() && self.pending.len() >= MAX_MESSAGES) {
                 break;
             }
-            if control.stopping() && (ends.is_some() || self.pending.is_empty()) {
+            if control.stopping() && (at_end.is_some() || self.pending.is_empty()) {
                 return Ok(None);
             }
             // Waiting for the first message (or the snapshot's next): bounded waits;
             // afterwards, only what is already here.
-            let waiting = ends.is_some() || self.pending.is_empty();
+            let waiting = at_end.is_some() || self.pending.is_empty();
             let timeout = if waiting { POLL } else { Duration::ZERO };
-            let message = match leader.consumer.poll(timeout) {
+            let (topic, message) = match leader.poll(timeout) {
                 None if waiting => {
                     probe(leader, spec, &names)?;
                     continue;
                 }
                 None => break,
-                Some(Err(error)) => {
-                    if let Ok(mut last) = leader.consumer.context().last_error.lock() {
+                Some((topic, Err(KafkaError::PartitionEOF(partition)))) => {
+                    leader.last_contact = Instant::now();
+                    if let Some(at_end) = at_end.as_mut() {
+                        at_end[topic as usize].insert(partition);
+                    }
+                    continue;
+                }
+                Some((_, Err(error))) if is_fatal(&error) => {
+                    return Err(format!("Kafka at {}: {error}", spec.brokers));
+                }
+                Some((topic, Err(error))) => {
+                    let context = leader.consumers[topic as usize].context();
+                    if let Ok(mut last) = context.last_error.lock() {
                         *last = Some(error.to_string());
                     }
                     probe(leader, spec, &names)?;
                     continue;
                 }
-                Some(Ok(message)) => message,
+                // Decoded at once, so that nothing borrows the consumer afterwards.
+                Some((topic, Ok(message))) => {
+                    let table = if topic == 0 {
+                        Table::DiscountCodes
+                    } else {
+                        Table::Orders
+                    };
+                    let (partition, offset) = (message.partition(), message.offset());
+                    let at = place(&names[topic as usize], partition, offset);
+                    let decoded = decode(table, spec.format, message.key(), message.payload(), &at);
+                    let millis = message.timestamp().to_millis();
+                    (topic, (partition, offset, decoded, millis))
+                }
             };
+            let (partition, offset, decoded, millis) = message;
             leader.last_contact = Instant::now();
-            let topic = u8::from(message.topic() != names[0]);
-            let (partition, offset) = (message.partition(), message.offset());
-            let table = if topic == 0 {
-                Table::DiscountCodes
-            } else {
-                Table::Orders
-            };
-            let at = place(&names[topic as usize], partition, offset);
-            self.pending.push(decode(
-                table,
-                spec.format,
-                message.key(),
-                message.payload(),
-                &at,
-            ));
-            if let Some(millis) = message.timestamp().to_millis() {
+            self.pending.push(decoded);
+            if let Some(millis) = millis {
                 let time = UNIX_EPOCH + Duration::from_millis(millis.max(0) as u64);
                 self.produced_at = Some(self.produced_at.map_or(time, |t| t.min(time)));
             }
             let range = ranges.entry((topic, partition)).or_insert((offset, offset));
             range.1 = offset;
             leader.next.insert((topic, partition), offset + 1);
-            if let Some(ends) = ends.as_mut() {
-                if ends
-                    .get(&(topic, partition))
-                    .is_some_and(|end| offset + 1 >= *end)
-                {
-                    ends.remove(&(topic, partition));
-                }
-            }
         }
         Ok(Some(KafkaEpoch {
             snapshot: self.given == 0,
@@ -289,7 +328,7 @@ impl KafkaSource {
         if let (Some((_, offsets)), Some(leader)) = (newest, &self.consumer) {
             // Monitoring only (a restart reads from the start): a failed commit is
             // retried with the next epoch's offsets.
-            let _ = leader.consumer.commit(&offsets, CommitMode::Async);
+            let _ = leader.consumers[0].commit(&offsets, CommitMode::Async);
         }
     }
 
@@ -308,6 +347,23 @@ impl KafkaSource {
     }
 }
 
+/// Whether a consumer's error ends the run: the client says so, or a topic went away or
+/// may not be read (broker trouble is waited out, up to the patience).
+fn is_fatal(error: &KafkaError) -> bool {
+    match error {
+        KafkaError::MessageConsumptionFatal(_) => true,
+        KafkaError::MessageConsumption(code) => matches!(
+            code,
+            RDKafkaErrorCode::UnknownTopicOrPartition
+                | RDKafkaErrorCode::UnknownTopic
+                | RDKafkaErrorCode::UnknownPartition
+                | RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::GroupAuthorizationFailed
+        ),
+        _ => false,
+    }
+}
+
 /// After a quiet spell, asks the brokers for a partition's ends: an answer is contact;
 /// no contact for the spec's patience fails the run.
 fn probe(leader: &mut Leader, spec: &KafkaSpec, names: &[String; 2]) -> Result<(), String> {
@@ -315,10 +371,7 @@ fn probe(leader: &mut Leader, spec: &KafkaSpec, names: &[String; 2]) -> Result<(
         return Ok(());
     }
     let first = leader.partitions[0][0];
-    match leader
-        .consumer
-        .fetch_watermarks(&names[0], first, PROBE_AFTER)
-    {
+    match leader.consumers[0].fetch_watermarks(&names[0], first, PROBE_AFTER) {
         Ok(_) => {
             leader.last_contact = Instant::now();
             Ok(())
@@ -327,7 +380,7 @@ fn probe(leader: &mut Leader, spec: &KafkaSpec, names: &[String; 2]) -> Result<(
             &spec.brokers,
             leader.last_contact.elapsed(),
             &error.to_string(),
-            leader.consumer.context(),
+            leader.consumers[0].context(),
         )),
         Err(_) => Ok(()),
     }
@@ -338,15 +391,14 @@ impl EpochSource for KafkaSource {
     type Summary = ();
 
     fn next_epoch(&mut self, control: &Control) -> Result<Option<KafkaEpoch>, String> {
-        let ends = if self.consumer.is_none() {
-            let (consumer, ends) = self.open()?;
-            self.consumer = Some(consumer);
-            Some(ends)
+        let at_end = if self.consumer.is_none() {
+            self.consumer = Some(self.open()?);
+            Some(Default::default())
         } else {
             self.commit_durable(control);
             None
         };
-        let Some(epoch) = self.read_epoch(control, ends)? else {
+        let Some(epoch) = self.read_epoch(control, at_end)? else {
             return Ok(None);
         };
         self.uncommitted
