@@ -101,9 +101,18 @@ impl KafkaServer {
     }
 
     pub fn producer(&self) -> BaseProducer {
-        self.config()
+        self.producer_with(&[])
+    }
+
+    /// A producer with settings of its own (`linger.ms` for bigger batches, say).
+    pub fn producer_with(&self, settings: &[(&str, &str)]) -> BaseProducer {
+        let mut config = self.config();
+        config.set("linger.ms", "0");
+        for (key, value) in settings {
+            config.set(*key, *value);
+        }
+        config
             .set("acks", "all")
-            .set("linger.ms", "0")
             // One request at a time: a partition's offsets follow the order of sends.
             .set("max.in.flight.requests.per.connection", "1")
             .create()
