@@ -15,7 +15,7 @@ use discounting::reference::Reference;
 use discounting::result::rows_of;
 
 use crate::kafka_server::{KafkaServer, Sent};
-use crate::postgres::{LiveJob, Table};
+use crate::postgres::{csv_table, LiveJob, Table};
 use crate::util::{crate_dir, Workdir};
 
 const PARTITIONS: i32 = 6;
@@ -123,14 +123,7 @@ fn the_recipes_topics_give_the_recipes_figures_and_the_sink_topic_holds_them() {
         "--format",
         "csv",
     ]);
-    let expected: Table = from_files
-        .lines()
-        .skip(1)
-        .map(|line| {
-            let cells: Vec<String> = line.split(',').map(str::to_string).collect();
-            (cells[0].clone(), cells)
-        })
-        .collect();
+    let expected = csv_table(&from_files);
     assert_eq!(expected.len(), 6, "{from_files}");
     let job = start(&work, &server, &["--sink-kafka", "discount_analysis"]);
     job.wait_epochs(1, Duration::from_secs(60));
@@ -149,15 +142,7 @@ fn the_recipes_topics_give_the_recipes_figures_and_the_sink_topic_holds_them() {
     };
     // Each row as ksqlDB's DISCOUNT_ANALYSIS writes it: upper-case names, exact numbers.
     let as_json = |cells: &[String]| {
-        let names = [
-            "PERCENTAGE",
-            "AVG_ITEM_CT",
-            "AVG_ORDER_SUBTOTAL",
-            "AVG_ORDER_TOTAL",
-            "AVG_DISCOUNT_TOTAL",
-            "ORDER_COUNT",
-        ];
-        let fields: Vec<String> = names
+        let fields: Vec<String> = discounting::serve::json::KSQL_COLUMNS
             .iter()
             .zip(cells)
             .map(|(n, c)| format!("\"{n}\":{c}"))

@@ -25,6 +25,17 @@ pub const SCHEMA: &str =
 CREATE TABLE orders (id bigint PRIMARY KEY, order_time timestamptz, customer_id integer NOT NULL,
   item_ct integer NOT NULL, order_subtotal numeric(14,6) NOT NULL, discount_code text, note text);";
 
+/// A result table printed as CSV (`--format csv`), by percentage.
+pub fn csv_table(text: &str) -> Table {
+    text.lines()
+        .skip(1)
+        .map(|line| {
+            let cells: Vec<String> = line.split(',').map(str::to_string).collect();
+            (cells[0].clone(), cells)
+        })
+        .collect()
+}
+
 /// A server with the two tables, and a few codes and orders.
 pub fn server_with_tables() -> PgServer {
     let server = PgServer::start();

@@ -11,7 +11,9 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use crate::pg_server::{PgClient, PgServer};
-use crate::postgres::{database_table, random_transaction, server_with_tables, LiveJob, Table};
+use crate::postgres::{
+    csv_table, database_table, random_transaction, server_with_tables, LiveJob, Table,
+};
 use crate::util::{crate_dir, Workdir};
 
 /// The result table as the sink wrote it, and the epoch of the progress row, read in one
@@ -67,14 +69,7 @@ fn the_table_is_the_result_of_a_file_run_and_a_rerun_writes_nothing_twice() {
     args.push(server.url("postgres"));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let stdout = work.stdout(&args);
-    let expected: Table = stdout
-        .lines()
-        .skip(1)
-        .map(|l| {
-            let row: Vec<String> = l.split(',').map(str::to_string).collect();
-            (row[0].clone(), row)
-        })
-        .collect();
+    let expected = csv_table(&stdout);
     let (progress, table, stamps) = sink_state(&server.client());
     assert_eq!(table, expected);
     assert_eq!(progress, Some(3));
