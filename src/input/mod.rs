@@ -12,6 +12,7 @@ mod jsonl;
 mod layout;
 mod plain_csv;
 mod row;
+mod timestamp;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

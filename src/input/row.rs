@@ -3,6 +3,10 @@
 use std::borrow::Cow;
 
 use super::error::quoted;
+pub use super::timestamp::parse_timestamp;
+// The row tests check the range of order times too.
+#[cfg(test)]
+use super::timestamp::ORDER_TIME_MS;
 use crate::decimal::{self, NumberError};
 use crate::model::{Change, Code, Order, Table, MAX_PERCENTAGE_MICROS};
 
@@ -240,48 +244,6 @@ fn number_error(column: Column, text: &str, error: NumberError, what: &str) -> C
         other => format!("{}: {other}", quoted(text)),
     };
     CellError::new(column, reason)
-}
-
-/// The order times the enriched output can write back as RFC 3339 with a four-digit year:
-/// 0000-01-01T00:00:00.000Z ..= 9999-12-31T23:59:59.999Z, in epoch milliseconds.
-pub const ORDER_TIME_MS: std::ops::RangeInclusive<i64> = -62_167_219_200_000..=253_402_300_799_999;
-
-/// Reads an order time: epoch milliseconds, RFC 3339, or `YYYY-MM-DD HH:MM:SS[.fff]` as
-/// UTC, within `ORDER_TIME_MS` (what is read can be written back in the same form).
-pub fn parse_timestamp(text: &str) -> Result<i64, String> {
-    let ms = parse_any_timestamp(text)?;
-    if ORDER_TIME_MS.contains(&ms) {
-        Ok(ms)
-    } else {
-        Err(format!(
-            "{} is outside the years 0000 to 9999",
-            quoted(text)
-        ))
-    }
-}
-
-fn parse_any_timestamp(text: &str) -> Result<i64, String> {
-    // Epoch milliseconds, the common form, in one pass; anything else that starts like a
-    // number (a date) goes on to the date forms.
-    if text.starts_with(|c: char| c.is_ascii_digit() || c == '-') {
-        match text.parse::<i64>() {
-            Ok(ms) => return Ok(ms),
-            Err(e) if *e.kind() != std::num::IntErrorKind::InvalidDigit => {
-                return Err(format!("{} does not fit in 64 bits", quoted(text)));
-            }
-            Err(_) => {}
-        }
-    }
-    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
-        return Ok(time.timestamp_millis());
-    }
-    if let Ok(time) = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f") {
-        return Ok(time.and_utc().timestamp_millis());
-    }
-    Err(format!(
-        "{} is not a timestamp (expected epoch milliseconds, RFC 3339, or YYYY-MM-DD HH:MM:SS[.fff])",
-        quoted(text)
-    ))
 }
 
 #[cfg(test)]
