@@ -86,6 +86,41 @@ fn the_table_is_the_result_of_a_file_run_and_a_rerun_writes_nothing_twice() {
 
 /// A reader in a loop never sees half an epoch: each of its snapshots is exactly the
 /// job's result at the epoch its progress row names.
+/// A progress table of an earlier build (the position as pg_lsn) is taken over: its
+/// column becomes text, and a file run writes its row.
+#[test]
+fn an_earlier_progress_table_is_upgraded() {
+    let server = PgServer::start();
+    server.psql(
+        "postgres",
+        "CREATE TABLE discounting_progress (result_table text PRIMARY KEY, epoch bigint NOT NULL, \
+         source_position pg_lsn, written_at timestamptz NOT NULL); \
+         INSERT INTO discounting_progress VALUES ('other', 4, '0/16B3F28', now());",
+    );
+    let work = Workdir::new("sink-upgrade");
+    let inputs = crate_dir().join("inputs");
+    let url = server.url("postgres");
+    work.stdout(&[
+        "run",
+        "--codes",
+        inputs.join("discount_codes.csv").to_str().unwrap(),
+        "--orders",
+        inputs.join("orders.csv").to_str().unwrap(),
+        "--sink-postgres",
+        &url,
+    ]);
+    let rows = server.psql(
+        "postgres",
+        "SELECT result_table, epoch, source_position, pg_typeof(source_position) \
+         FROM discounting_progress ORDER BY 1",
+    );
+    assert_eq!(
+        rows.trim(),
+        "discount_analysis|0||text\nother|4|0/16B3F28|text",
+        "{rows}"
+    );
+}
+
 #[test]
 fn a_reader_never_sees_half_an_epoch() {
     let server = server_with_tables();

@@ -60,6 +60,21 @@ impl PostgresSink {
                 error_text(&e)
             )
         })?;
+        // Progress tables made by earlier builds kept the position as pg_lsn, which a
+        // Kafka position is not: such a column becomes text (its LSNs read the same).
+        let upgrade = format!(
+            "DO $$ BEGIN IF (SELECT data_type FROM information_schema.columns \
+             WHERE table_name = '{PROGRESS_TABLE}' AND column_name = 'source_position' \
+             AND table_schema = ANY (current_schemas(false)) LIMIT 1) = 'pg_lsn' THEN \
+             ALTER TABLE {PROGRESS_TABLE} ALTER COLUMN source_position TYPE text; END IF; END $$;"
+        );
+        client.batch_execute(&upgrade).map_err(|e| {
+            anyhow!(
+                "--sink-postgres: cannot make {PROGRESS_TABLE}.source_position text in {}: {}",
+                database.describe(),
+                error_text(&e)
+            )
+        })?;
         Ok(PostgresSink {
             client,
             database: database.describe(),
