@@ -128,6 +128,21 @@ pub struct KafkaSource {
     given: u64,
     /// Each given epoch's next offsets, until every durable output holds it.
     uncommitted: VecDeque<(u64, TopicPartitionList)>,
+    /// Whether reading failed (the brokers went away, say).
+    failed: bool,
+}
+
+impl Drop for KafkaSource {
+    fn drop(&mut self) {
+        // Closing a consumer waits for the brokers (its pending commit, its fetches);
+        // after a failure they may be gone, and the run must end with its error, not
+        // hang: the process is ending, so the consumers are left to it.
+        if self.failed {
+            if let Some(leader) = self.consumer.take() {
+                std::mem::forget(leader);
+            }
+        }
+    }
 }
 
 impl KafkaSource {
@@ -139,6 +154,7 @@ impl KafkaSource {
             produced_at: None,
             given: 0,
             uncommitted: VecDeque::new(),
+            failed: false,
         }
     }
 
@@ -314,6 +330,24 @@ impl KafkaSource {
         }))
     }
 
+    /// The next epoch: the snapshot first (opening the consumers), then what arrives.
+    fn read_next_epoch(&mut self, control: &Control) -> Result<Option<KafkaEpoch>, String> {
+        let at_end = if self.consumer.is_none() {
+            self.consumer = Some(self.open()?);
+            Some(Default::default())
+        } else {
+            self.commit_durable(control);
+            None
+        };
+        let Some(epoch) = self.read_epoch(control, at_end)? else {
+            return Ok(None);
+        };
+        self.uncommitted
+            .push_back((self.given, self.next_offsets()));
+        self.given += 1;
+        Ok(Some(epoch))
+    }
+
     /// Commits to the group the offsets of the last epoch every durable output holds.
     fn commit_durable(&mut self, control: &Control) {
         let durable = control.durable();
@@ -391,20 +425,9 @@ impl EpochSource for KafkaSource {
     type Summary = ();
 
     fn next_epoch(&mut self, control: &Control) -> Result<Option<KafkaEpoch>, String> {
-        let at_end = if self.consumer.is_none() {
-            self.consumer = Some(self.open()?);
-            Some(Default::default())
-        } else {
-            self.commit_durable(control);
-            None
-        };
-        let Some(epoch) = self.read_epoch(control, at_end)? else {
-            return Ok(None);
-        };
-        self.uncommitted
-            .push_back((self.given, self.next_offsets()));
-        self.given += 1;
-        Ok(Some(epoch))
+        let next = self.read_next_epoch(control);
+        self.failed |= next.is_err();
+        next
     }
 
     fn read_share(
