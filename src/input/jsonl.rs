@@ -68,13 +68,7 @@ pub(super) fn read(
 }
 
 fn parse_line(text: &[u8], role: Role) -> Result<Change, CellError> {
-    let object: JsonObject = serde_json::from_slice(text).map_err(|e| CellError {
-        column: None,
-        reason: match e.classify() {
-            serde_json::error::Category::Data => "expected a JSON object".to_string(),
-            _ => format!("not valid JSON: {e}"),
-        },
-    })?;
+    let object = JsonObject::parse(text, "a JSON object")?;
     let cells = JsonCells::new(&object.0)?;
     match role {
         Role::Snapshot(table) => {
@@ -106,6 +100,20 @@ fn parse_line(text: &[u8], role: Role) -> Result<Change, CellError> {
 
 /// A JSON object's entries in order, duplicates kept so that they can be refused.
 pub struct JsonObject(pub Vec<(String, Value)>);
+
+impl JsonObject {
+    /// Reads one JSON object; `expected` names what else may stand there, for the error
+    /// when the text is valid JSON of another kind.
+    pub fn parse(text: &[u8], expected: &str) -> Result<JsonObject, CellError> {
+        serde_json::from_slice(text).map_err(|e| CellError {
+            column: None,
+            reason: match e.classify() {
+                serde_json::error::Category::Data => format!("expected {expected}"),
+                _ => format!("not valid JSON: {e}"),
+            },
+        })
+    }
+}
 
 impl<'de> Deserialize<'de> for JsonObject {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

@@ -107,6 +107,28 @@ pub struct ShareReport {
     pub rejects: Vec<Reject>,
 }
 
+impl ShareReport {
+    /// Counts a row read into a change and hands the change back, or deals with a bad
+    /// row as `bad_rows` says: its error under `Fail`, a reject (and `None`) under `Skip`.
+    pub fn accept(
+        &mut self,
+        parsed: Result<Change, Reject>,
+        bad_rows: BadRows,
+    ) -> Result<Option<Change>, InputError> {
+        match (parsed, bad_rows) {
+            (Ok(change), _) => {
+                self.rows += 1;
+                Ok(Some(change))
+            }
+            (Err(reject), BadRows::Fail) => Err(reject.error),
+            (Err(reject), BadRows::Skip) => {
+                self.rejects.push(reject);
+                Ok(None)
+            }
+        }
+    }
+}
+
 /// Reads this worker's share of `source` and hands every change to `sink`.
 ///
 /// Under `BadRows::Fail` the first bad row ends the read with its error; under `Skip` it

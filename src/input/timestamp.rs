@@ -336,7 +336,7 @@ mod tests {
     }
 
     #[test]
-    fn the_examples_of_the_row_tests() {
+    fn three_forms_within_the_years_0000_to_9999() {
         let rfc = parse_timestamp("2026-11-03T10:15:30Z").unwrap();
         assert_eq!(rfc, 1_793_700_930_000);
         assert_eq!(parse_timestamp("1793700930000"), Ok(rfc));
@@ -359,6 +359,7 @@ mod tests {
             parse_timestamp("9999-12-31 23:59:59.999"),
             Ok(*ORDER_TIME_MS.end())
         );
+        assert_eq!(parse_timestamp("253402300799999"), Ok(*ORDER_TIME_MS.end()));
         assert_eq!(
             parse_timestamp("253402300800000"),
             Err("'253402300800000' is outside the years 0000 to 9999".to_string())

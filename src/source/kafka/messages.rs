@@ -71,13 +71,7 @@ fn decode_cells(
         // A tombstone: the key's row is gone.
         return parse_change(table, Op::Delete, &RowCells::key_only(table, key));
     };
-    let object: JsonObject = serde_json::from_slice(value).map_err(|e| CellError {
-        column: None,
-        reason: match e.classify() {
-            serde_json::error::Category::Data => "expected a JSON object or null".to_string(),
-            _ => format!("not valid JSON: {e}"),
-        },
-    })?;
+    let object = JsonObject::parse(value, "a JSON object or null")?;
     let (entries, schema) = unwrapped(object.0);
     let is_envelope = match format {
         ValueFormat::Json => false,

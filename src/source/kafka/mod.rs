@@ -442,15 +442,8 @@ impl EpochSource for KafkaSource {
         // The leader alone holds the messages; the dataflow exchanges them by key.
         if share.index == 0 {
             for (position, decoded) in self.pending.drain(..).enumerate() {
-                match decoded {
-                    Ok(change) => {
-                        report.rows += 1;
-                        sink(position as Position + 1, change);
-                    }
-                    Err(reject) => match bad_rows {
-                        BadRows::Fail => return Err((0, reject.error)),
-                        BadRows::Skip => report.rejects.push(reject),
-                    },
+                if let Some(change) = report.accept(decoded, bad_rows).map_err(|e| (0, e))? {
+                    sink(position as Position + 1, change);
                 }
             }
         }

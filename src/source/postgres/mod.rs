@@ -136,16 +136,9 @@ impl PostgresSource {
                     RowChange::Row { shape, op, values } => shape.change(*op, values, &at),
                     RowChange::Truncate(table) => Ok(Change::Truncate { table: *table }),
                 };
-                match parsed {
-                    Ok(parsed) => {
-                        position += 1;
-                        report.rows += 1;
-                        sink(position, parsed);
-                    }
-                    Err(reject) => match bad_rows {
-                        BadRows::Fail => return Err(reject.error),
-                        BadRows::Skip => report.rejects.push(reject),
-                    },
+                if let Some(change) = report.accept(parsed, bad_rows)? {
+                    position += 1;
+                    sink(position, change);
                 }
             }
         }

@@ -102,16 +102,10 @@ fn copy_table(
         }
         let mut values = Vec::with_capacity(shape.names.len());
         copy_text_values(&line, &mut values);
-        match shape.change(Op::Upsert, &values, "snapshot") {
-            Ok(change) => {
-                *position += 1;
-                report.rows += 1;
-                sink(*position, change);
-            }
-            Err(reject) => match bad_rows {
-                BadRows::Fail => return Err(reject.error),
-                BadRows::Skip => report.rejects.push(reject),
-            },
+        let parsed = shape.change(Op::Upsert, &values, "snapshot");
+        if let Some(change) = report.accept(parsed, bad_rows)? {
+            *position += 1;
+            sink(*position, change);
         }
     }
     Ok(report)
