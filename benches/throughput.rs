@@ -3,14 +3,19 @@
 //!
 //! Usage: `cargo bench --bench throughput` (1M orders), or with
 //! `DISCOUNTING_BENCH_ORDERS=10000000` for 10M. Data is generated off the clock with a fixed
-//! seed (`discounting generate`'s generator). Every configuration runs in a process of its
+//! seed (`discounting generate`'s generator), in both its shapes: realistic files (every
+//! accepted form, mixed) and friendly ones (`DISCOUNTING_BENCH_SHAPES` picks). Every
+//! configuration runs in a process of its
 //! own, so that its peak memory (VmHWM) is its own: the job is the release binary with
 //! `--stats`, the baseline is this program re-run with `--baseline-child`. Timings are the
 //! binaries' own per-epoch figures, from the start of reading a file to complete results.
 //! Each configuration runs `DISCOUNTING_BENCH_RUNS` times (default 3) and every figure is
 //! the median of those runs: on 2 cores a single run is noisy. Last, the reader alone
 //! parses the orders snapshot on one thread, for the share of the load that is parsing
-//! (`--parse-only FILE` runs just that, once, e.g. under `perf` or `valgrind`).
+//! (`--parse-only FILE` runs just that, once, e.g. under `perf` or `valgrind`). The job's
+//! epochs are measured again beside a process that keeps one core busy. Then the job
+//! reads an update file of 2,000,000 changes at 1 and 2 workers, and last it runs `DISCOUNTING_BENCH_SPIKE_EPOCHS` (default 200) epochs of 10,000 realistic changes
+//! each and reports their latency's p50, p99 and max.
 
 mod baseline;
 
@@ -18,17 +23,20 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use discounting::generate::{code_name, Generator, Spec};
+use discounting::generate::{code_name, Generated, Generator, Shape, Spec};
 use discounting::input::{read_share, BadRows, Role, Share, Source};
 use discounting::model::Table;
 use discounting::source::files::FileSpec;
 
-/// The epochs measured after the load, each three times with different data.
-const SCENARIOS: [&str; 4] = [
+/// The epochs measured after the load, each `ROUNDS` times with different data. The last
+/// is an update file of the generator's shape (JSON Lines of both tables, or for
+/// realistic files every other one CSV), the others CSV files the bench writes.
+const SCENARIOS: [&str; 5] = [
     "code correction",
     "1000 order upserts",
     "1000 new orders",
     "1000 order deletes",
+    "1000 mixed changes",
 ];
 const ROUNDS: usize = 3;
 
@@ -41,34 +49,63 @@ fn main() {
             let rate = parse_only(Path::new(&args[2]), 1);
             return println!("reader.parse_only_rows_per_sec={rate:.0}");
         }
+        // A process that keeps one core busy until it is killed.
+        Some("--spin") => loop {
+            std::hint::black_box(std::time::Instant::now());
+        },
         _ => {}
     }
-    let orders: u64 = std::env::var("DISCOUNTING_BENCH_ORDERS")
+    let orders: u64 = env_number("DISCOUNTING_BENCH_ORDERS", 1_000_000);
+    let runs = env_number("DISCOUNTING_BENCH_RUNS", 3) as usize;
+    let shapes =
+        std::env::var("DISCOUNTING_BENCH_SHAPES").unwrap_or_else(|_| "realistic,friendly".into());
+    for name in shapes.split(',') {
+        let shape = match name {
+            "friendly" => Shape::Friendly,
+            "realistic" => Shape::Realistic,
+            other => panic!("DISCOUNTING_BENCH_SHAPES: no shape {other:?}"),
+        };
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-{orders}-{name}"));
+        let files = prepare(&dir, orders, shape);
+        measure_shape(name, orders, &files, runs);
+    }
+    large_update(orders, runs);
+    let spike_epochs = env_number("DISCOUNTING_BENCH_SPIKE_EPOCHS", 200);
+    if spike_epochs > 0 {
+        spikes(orders, spike_epochs);
+    }
+}
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-{orders}"));
-    let files = prepare(&dir, orders);
+        .unwrap_or(default)
+}
 
-    let runs: usize = std::env::var("DISCOUNTING_BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+/// The job's command over `files` (codes, orders, updates...) at `workers` workers.
+fn job_command(workers: &str, files: &[PathBuf]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_discounting"));
+    command
+        .args([
+            "run", "--stats", "--format", "csv", "-w", workers, "--codes",
+        ])
+        .arg(&files[0])
+        .arg("--orders")
+        .arg(&files[1])
+        .args(&files[2..]);
+    command
+}
 
+/// The baseline and the job at 1 and 2 workers on one shape of files, then the job's
+/// epochs again beside a process that keeps a core busy.
+fn measure_shape(shape: &str, orders: u64, files: &[PathBuf], runs: usize) {
     let mut baseline_command = Command::new(std::env::current_exe().unwrap());
-    baseline_command.arg("--baseline-child").args(&files);
+    baseline_command.arg("--baseline-child").args(files);
     let baseline = measure_median("baseline", &mut baseline_command, runs);
     let mut results = Vec::new();
     for workers in ["1", "2"] {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_discounting"));
-        command
-            .args([
-                "run", "--stats", "--format", "csv", "-w", workers, "--codes",
-            ])
-            .arg(&files[0])
-            .arg("--orders")
-            .arg(&files[1])
-            .args(&files[2..]);
+        let mut command = job_command(workers, files);
         let run = measure_median(&format!("dataflow -w {workers}"), &mut command, runs);
         assert_eq!(
             run.table, baseline.table,
@@ -76,9 +113,139 @@ fn main() {
         );
         results.push(run);
     }
+    // A busy core beside the job: with 2 workers, one shares a core with the spinner.
+    let mut spinner = Command::new(std::env::current_exe().unwrap())
+        .arg("--spin")
+        .spawn()
+        .unwrap();
+    for workers in ["1", "2"] {
+        let mut command = job_command(workers, files);
+        results.push(measure_median(
+            &format!("busy core -w {workers}"),
+            &mut command,
+            runs,
+        ));
+    }
+    spinner.kill().unwrap();
+    spinner.wait().unwrap();
     let parse = parse_only(&files[1], runs);
-    report(orders, &baseline, &results);
-    println!("reader.parse_only_rows_per_sec={parse:.0}");
+    report(shape, orders, &baseline, &results);
+    println!("{shape}.reader.parse_only_rows_per_sec={parse:.0}");
+}
+
+/// A realistic base of `orders` and `updates` update files of `size` changes each,
+/// generated once into a directory of their own.
+fn generated_epochs(orders: u64, updates: u64, size: u64) -> Vec<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("bench-{orders}-realistic-{updates}x{size}"));
+    let spec = Spec {
+        orders,
+        codes: 1000,
+        updates,
+        update_size: size,
+        seed: 43,
+        shape: Shape::Realistic,
+    };
+    let generated = if dir.join("orders.csv").exists() {
+        let mut updates: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| {
+                path.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("update-"))
+            })
+            .collect();
+        updates.sort();
+        Generated {
+            codes: dir.join("discount_codes.csv"),
+            orders: dir.join("orders.csv"),
+            updates,
+        }
+    } else {
+        eprintln!(
+            "bench: generating {orders} orders and {updates} update files of {size} in {}",
+            dir.display()
+        );
+        Generator::new(spec).write_all(&dir).unwrap()
+    };
+    let mut files = vec![generated.codes, generated.orders];
+    files.extend(generated.updates);
+    files
+}
+
+/// The seconds of each epoch after the base, from a run of the job at `workers`.
+fn epoch_seconds(workers: &str, files: &[PathBuf]) -> Vec<f64> {
+    eprintln!(
+        "bench: running dataflow -w {workers} over {} update files",
+        files.len() - 2
+    );
+    let output = job_command(workers, files).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "-w {workers} failed: {stderr}");
+    let seconds: Vec<f64> = stats_lines(&stderr)
+        .skip(1)
+        .map(|fields| fields["seconds"].parse().unwrap())
+        .collect();
+    assert_eq!(seconds.len(), files.len() - 2, "one stats line per epoch");
+    seconds
+}
+
+/// Epochs of 10,000 realistic changes on the base, many of them: each epoch's latency,
+/// as p50, p99 and max, at 1 and 2 workers. Among them are the epochs in which a worker's
+/// recent changes cross the threshold at which they are merged into its sorted run.
+fn spikes(orders: u64, epochs: u64) {
+    let files = generated_epochs(orders, epochs, 10_000);
+    for workers in ["1", "2"] {
+        let mut seconds = epoch_seconds(workers, &files);
+        seconds.sort_by(f64::total_cmp);
+        let at = |q: f64| seconds[((seconds.len() - 1) as f64 * q).round() as usize] * 1e3;
+        println!(
+            "spikes: orders={orders} epochs={epochs}x10000 -w {workers}: p50={:.2} ms p99={:.2} ms max={:.2} ms",
+            at(0.5),
+            at(0.99),
+            at(1.0)
+        );
+    }
+}
+
+/// One update file of 2,000,000 realistic changes (CSV and JSON Lines, mixed), read in
+/// parallel shares: its changes per second at 1 and 2 workers (median of `runs`).
+fn large_update(orders: u64, runs: usize) {
+    let mut files = generated_epochs(orders, 2, 2_000_000);
+    let rates: Vec<Vec<f64>> = ["1", "2"]
+        .iter()
+        .map(|workers| {
+            let mut per_file = vec![Vec::new(); 2];
+            for _ in 0..runs.max(1) {
+                for (index, seconds) in epoch_seconds(workers, &files).into_iter().enumerate() {
+                    per_file[index].push(2_000_000.0 / seconds);
+                }
+            }
+            per_file.into_iter().map(median).collect()
+        })
+        .collect();
+    for (index, file) in files.drain(2..).enumerate() {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        println!(
+            "large update: {name} (2000000 changes): -w 1 {:.0} changes/s, -w 2 {:.0} changes/s ({:.2}x)",
+            rates[0][index],
+            rates[1][index],
+            rates[1][index] / rates[0][index]
+        );
+    }
+}
+
+/// Each `stats:` line of a run as its key=value fields.
+fn stats_lines(stderr: &str) -> impl Iterator<Item = std::collections::HashMap<&str, &str>> {
+    stderr
+        .lines()
+        .filter_map(|line| line.strip_prefix("stats: "))
+        .filter(|line| line.starts_with("epoch="))
+        .map(|line| {
+            line.split(' ')
+                .filter_map(|kv| kv.split_once('='))
+                .collect()
+        })
 }
 
 /// Rows per second of the reader alone on one thread: the orders snapshot parsed into
@@ -100,19 +267,28 @@ fn parse_only(orders: &Path, runs: usize) -> f64 {
     median(rates)
 }
 
-/// Generates the base (if not there yet) and writes the scenario update files.
-fn prepare(dir: &Path, orders: u64) -> Vec<PathBuf> {
+/// Generates the base and the generator's update files (if not there yet) and writes the
+/// scenario update files.
+fn prepare(dir: &Path, orders: u64, shape: Shape) -> Vec<PathBuf> {
     let spec = Spec {
         orders,
         codes: 1000,
-        updates: 0,
-        update_size: 0,
+        updates: ROUNDS as u64,
+        update_size: 1000,
         seed: 42,
+        shape,
+    };
+    let extension = |round: usize| match shape {
+        Shape::Realistic if (round + 1) % 2 == 0 => "csv",
+        _ => "jsonl",
     };
     let codes = dir.join("discount_codes.csv");
     let base = dir.join("orders.csv");
     if !base.exists() {
-        eprintln!("bench: generating {orders} orders in {}", dir.display());
+        eprintln!(
+            "bench: generating {orders} orders ({shape:?}) in {}",
+            dir.display()
+        );
         Generator::new(spec).write_all(dir).unwrap();
     }
     // The first code of the base: generated with some percentage, corrected here to others.
@@ -128,6 +304,8 @@ fn prepare(dir: &Path, orders: u64) -> Vec<PathBuf> {
     let mut files = vec![codes, base];
     let header = "op,id,order_time,customer_id,item_ct,order_subtotal,discount_code\n";
     let code = |i: u64| code_name(i % 900, "5");
+    // New orders' ids far from those the generator's update files add.
+    let new_ids = orders + 1_000_000_000;
     for round in 0..ROUNDS as u64 {
         let write = |name: &str, text: String| {
             let path = dir.join(format!("{name}-{round}.csv"));
@@ -152,7 +330,7 @@ fn prepare(dir: &Path, orders: u64) -> Vec<PathBuf> {
         files.push(write("upserts", text));
         let mut text = String::from(header);
         for i in 0..1000 {
-            let id = orders + 1 + round * 1000 + i;
+            let id = new_ids + round * 1000 + i;
             text.push_str(&format!(
                 "upsert,{id},1793664000000,{i},{},{}.{:02},{}\n",
                 1 + i % 9,
@@ -168,6 +346,11 @@ fn prepare(dir: &Path, orders: u64) -> Vec<PathBuf> {
             text.push_str(&format!("delete,{id}\n"));
         }
         files.push(write("deletes", text));
+        files.push(dir.join(format!(
+            "update-{}.{}",
+            round + 1,
+            extension(round as usize)
+        )));
     }
     files
 }
@@ -194,24 +377,19 @@ fn measure(name: &str, command: &mut Command) -> Measured {
         peak: 0,
         table: String::from_utf8(output.stdout).unwrap(),
     };
-    for line in stderr.lines().filter_map(|l| l.strip_prefix("stats: ")) {
-        let field = |key: &str| {
-            line.split(' ')
-                .find_map(|kv| kv.strip_prefix(key))
-                .map(str::to_string)
-        };
-        if let Some(peak) = field("peak_resident_bytes=") {
-            measured.peak = peak.parse().unwrap();
-            continue;
-        }
-        measured.rows.push(field("rows=").unwrap().parse().unwrap());
-        measured
-            .seconds
-            .push(field("seconds=").unwrap().parse().unwrap());
+    if let Some(peak) = stderr
+        .lines()
+        .find_map(|line| line.strip_prefix("stats: peak_resident_bytes="))
+    {
+        measured.peak = peak.parse().unwrap();
+    }
+    for fields in stats_lines(&stderr) {
+        measured.rows.push(fields["rows"].parse().unwrap());
+        measured.seconds.push(fields["seconds"].parse().unwrap());
         if measured.rows.len() == 1 {
-            measured.resident_after_load = field("resident_bytes=")
-                .unwrap_or_default()
-                .parse()
+            measured.resident_after_load = fields
+                .get("resident_bytes")
+                .and_then(|b| b.parse().ok())
                 .unwrap_or(0);
         }
     }
@@ -263,17 +441,17 @@ impl Measured {
     }
 }
 
-fn report(orders: u64, baseline: &Measured, runs: &[Measured]) {
+fn report(shape: &str, orders: u64, baseline: &Measured, runs: &[Measured]) {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "orders={orders} cores={} (each figure the median of the runs)",
+        "{shape} files: orders={orders} cores={} (each figure the median of the runs)",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     )
     .unwrap();
     writeln!(
         out,
-        "{:<14} {:>14} {:>7} {:>11} {:>11} {:>11} {:>11} {:>12} {:>12}",
+        "{:<16} {:>12} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10}",
         "config",
         "load rows/s",
         "ratio",
@@ -281,21 +459,26 @@ fn report(orders: u64, baseline: &Measured, runs: &[Measured]) {
         "upsert ms",
         "new ms",
         "delete ms",
+        "mixed ms",
         "held B/ord",
         "peak B/ord"
     )
     .unwrap();
     for run in std::iter::once(baseline).chain(runs) {
-        writeln!(
+        write!(
             out,
-            "{:<14} {:>14.0} {:>7.2} {:>11.3} {:>11.3} {:>11.3} {:>11.3} {:>12.1} {:>12.1}",
+            "{:<16} {:>12.0} {:>6.2}",
             run.name,
             run.load_per_second(),
             run.load_per_second() / baseline.load_per_second(),
-            run.latency_ms(0),
-            run.latency_ms(1),
-            run.latency_ms(2),
-            run.latency_ms(3),
+        )
+        .unwrap();
+        for s in 0..SCENARIOS.len() {
+            write!(out, " {:>9.3}", run.latency_ms(s)).unwrap();
+        }
+        writeln!(
+            out,
+            " {:>10.1} {:>10.1}",
             run.resident_after_load as f64 / orders as f64,
             run.peak as f64 / orders as f64,
         )
@@ -303,7 +486,7 @@ fn report(orders: u64, baseline: &Measured, runs: &[Measured]) {
     }
     // One key=value line per figure, for scripts.
     for run in std::iter::once(baseline).chain(runs) {
-        let name = run.name.replace(' ', "");
+        let name = format!("{shape}.{}", run.name.replace(' ', ""));
         writeln!(out, "{name}.load_rows_per_sec={:.0}", run.load_per_second()).unwrap();
         for (s, scenario) in SCENARIOS.iter().enumerate() {
             writeln!(

@@ -12,7 +12,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::cluster::Patience;
-use crate::generate::Spec;
+use crate::generate::{Shape, Spec};
 use crate::input::BadRows;
 use crate::output::{ChangelogFormat, TableFormat};
 use crate::run::{Job, Workers};
@@ -85,6 +85,10 @@ pub struct GenerateArgs {
     /// Seed: the same seed writes the same files.
     #[arg(long, value_name = "S", default_value_t = 1)]
     pub seed: u64,
+    /// How the files are written: `friendly` (ids in order, epoch-millisecond times,
+    /// two-decimal subtotals) or `realistic` (every accepted form, mixed).
+    #[arg(long, value_enum, default_value_t = Shape::Friendly)]
+    pub shape: Shape,
     /// Directory to write into (created if missing).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
@@ -381,6 +385,7 @@ impl Cli {
                     updates: args.updates,
                     update_size: args.update_size,
                     seed: args.seed,
+                    shape: args.shape,
                 },
                 out: args.out,
             }),

@@ -1,7 +1,7 @@
 //! The benchmark's hand-written baseline gives the same answers as the from-scratch
 //! recomputation and the dataflow, epoch by epoch, on generated data.
 
-use discounting::generate::{Generator, Spec};
+use discounting::generate::{Generator, Shape, Spec};
 use discounting::reference::Reference;
 use discounting::result::diff_rows;
 use discounting::run::{run_job, Job, Workers};
@@ -65,27 +65,68 @@ fn baseline_handles_repeated_ids_and_base_deletes() {
 
 #[test]
 fn baseline_matches_reference_and_dataflow() {
-    let work = Workdir::new("baseline");
+    baseline_matches_on(Shape::Friendly, 300);
+}
+
+/// Files as users have them: every time form, subtotals of 0 to 6 decimals, quoted
+/// fields, re-sent and out-of-order ids, update files in CSV and JSON Lines with every op
+/// spelling.
+#[test]
+fn baseline_matches_reference_and_dataflow_on_realistic_files() {
+    baseline_matches_on(Shape::Realistic, 300);
+}
+
+/// Update files of more than a megabyte (CSV and JSON Lines) are read in parts placed
+/// from the workers' exchanged summaries, as base snapshots are.
+#[test]
+fn large_update_files_read_in_parts_give_the_same_answers() {
+    let sizes = baseline_matches_on(Shape::Realistic, 25_000);
+    assert!(sizes.iter().all(|bytes| *bytes > 1 << 20), "{sizes:?}");
+}
+
+/// Checks the baseline and the dataflow (1 and 2 workers) against the recomputation on
+/// generated files of `shape`, and returns the update files' sizes.
+fn baseline_matches_on(shape: Shape, update_size: u64) -> Vec<u64> {
+    let work = Workdir::new(&format!("baseline-{shape:?}-{update_size}"));
     let spec = Spec {
         orders: 3000,
         codes: 40,
-        updates: 6,
-        update_size: 300,
+        updates: if update_size > 1000 { 2 } else { 6 },
+        update_size,
         seed: 7,
+        shape,
     };
     let generated = Generator::new(spec).write_all(&work.dir).unwrap();
+    let sizes: Vec<u64> = generated
+        .updates
+        .iter()
+        .map(|update| std::fs::metadata(update).unwrap().len())
+        .collect();
+    let epochs = 1 + sizes.len();
     let job = Job::files(generated.codes, generated.orders, generated.updates);
     let expected = Reference::run(&job).unwrap();
     let (stats, tables) = Baseline::run(files_of(&job)).unwrap();
-    assert_eq!(stats.len(), 7);
-    assert!(stats[1..].iter().all(|epoch| epoch.rows == 300));
+    assert_eq!(stats.len(), epochs);
+    assert!(stats[1..].iter().all(|epoch| epoch.rows == update_size));
     assert!(
         changelog(&tables) == expected.changes,
         "baseline changelog differs from the reference"
     );
     assert!(!expected.changes.is_empty());
-    let dataflow = run_job(&job, &Workers::Process { threads: 2 })
-        .unwrap()
-        .unwrap();
-    assert_eq!(dataflow.table, *tables.last().unwrap());
+    for threads in [1, 2] {
+        let dataflow = run_job(&job, &Workers::Process { threads })
+            .unwrap()
+            .unwrap();
+        assert_eq!(dataflow.table, *tables.last().unwrap(), "{threads} workers");
+        let changes: Vec<_> = dataflow
+            .epochs
+            .iter()
+            .flat_map(|epoch| epoch.changes.iter().cloned())
+            .collect();
+        assert!(
+            changes == expected.changes,
+            "dataflow changelog differs from the reference at {threads} workers"
+        );
+    }
+    sizes
 }

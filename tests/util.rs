@@ -45,6 +45,7 @@ impl Workdir {
             updates,
             update_size: 100,
             seed: 5,
+            shape: Default::default(),
         };
         discounting::generate::Generator::new(spec)
             .write_all(&self.dir)

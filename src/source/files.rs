@@ -68,12 +68,21 @@ impl FileEpoch {
         }
     }
 
+    /// The epoch's size as the leader saw it.
+    fn bytes(&self) -> u64 {
+        self.seen.iter().flatten().map(|seen| seen.stamp.len).sum()
+    }
+
     fn is_base(&self) -> bool {
         self.sources
             .iter()
             .any(|s| matches!(s.role, Role::Snapshot(_)))
     }
 }
+
+/// From this size on, an update file's workers exchange their parts' summaries rather
+/// than each scanning it whole: the round costs about what scanning a megabyte does.
+const SUMMARIZED_UPDATE_BYTES: u64 = 1 << 20;
 
 pub struct FileSource {
     /// The epochs still to come from the command line (the leader's).
@@ -116,11 +125,11 @@ impl EpochSource for FileSource {
         }))
     }
 
-    /// Base snapshots are summarized part by part, so that no worker scans a whole
-    /// snapshot to find its share. Update files, mostly small, are scanned by every
-    /// worker instead, which spares each epoch that round.
+    /// Base snapshots and large update files are summarized part by part, so that no
+    /// worker scans a whole file to find its share. Small update files are scanned by
+    /// every worker instead, which spares their epoch that round.
     fn exchanges_summaries(&self, epoch: &FileEpoch, peers: usize) -> bool {
-        peers > 1 && epoch.is_base()
+        peers > 1 && (epoch.is_base() || epoch.bytes() >= SUMMARIZED_UPDATE_BYTES)
     }
 
     /// A file this worker could not summarize (it will fail to read it too) is scanned.
