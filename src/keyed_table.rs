@@ -272,15 +272,21 @@ struct Segment<K, V> {
     run: SortedRun<K, V>,
     /// Changes since the run was built: the key's row, or `None` where it was deleted.
     recent: FastMap<K, Option<V>>,
+    /// Where between a sixteenth and an eighth of its run (0 to 63 of 64 steps) this
+    /// segment's changes are merged. Segments filled by evenly spread changes would
+    /// otherwise all be merged in the same few epochs, which is the whole run again.
+    spread: usize,
 }
 
-impl<K, V> Default for Segment<K, V> {
-    fn default() -> Self {
+impl<K, V> Segment<K, V> {
+    fn new(run: SortedRun<K, V>, spread: usize) -> Self {
         Segment {
-            run: SortedRun::default(),
+            run,
             recent: FastMap::default(),
+            spread: spread % 64,
         }
     }
+
 }
 
 /// Rows per segment: 4 MB of orders, merged in a few milliseconds.
@@ -295,7 +301,7 @@ impl<K, V> Default for KeyedTable<K, V> {
 impl<K, V> KeyedTable<K, V> {
     fn with_segment_rows(segment_rows: usize) -> Self {
         KeyedTable {
-            segments: vec![Segment::default()],
+            segments: vec![Segment::new(SortedRun::default(), 0)],
             bounds: Vec::new(),
             segment_rows: segment_rows.max(1),
         }
@@ -303,6 +309,11 @@ impl<K, V> KeyedTable<K, V> {
 }
 
 impl<K: Ord + Hash + Clone, V: PartialEq + Clone> Segment<K, V> {
+    /// Whether its recent changes are due to be merged into its run.
+    fn is_due(&self) -> bool {
+        self.recent.len() > self.run.len() * (64 + self.spread) / 1024
+    }
+
     /// Merges the recent changes into the run.
     fn compact(&mut self) {
         if self.recent.is_empty() {
@@ -383,7 +394,7 @@ impl<K: Ord + Hash + Clone, V: PartialEq + Clone> KeyedTable<K, V> {
             // From the last, so that a split does not move the segments still to look at.
             for index in touched.into_iter().rev() {
                 let segment = &mut self.segments[index];
-                if segment.recent.len() > segment.run.len() / 8 {
+                if segment.is_due() {
                     segment.compact();
                     if segment.run.len() > 2 * self.segment_rows {
                         self.split(index);
@@ -421,12 +432,11 @@ impl<K: Ord + Hash + Clone, V: PartialEq + Clone> KeyedTable<K, V> {
         current.shrink_to_fit();
         built.push(current);
         self.bounds = built[1..].iter().map(|rows| rows[0].0.clone()).collect();
+        // Spreads that differ from one segment to the next, in no order.
         self.segments = built
             .into_iter()
-            .map(|rows| Segment {
-                run: SortedRun::from_sorted(rows),
-                recent: FastMap::default(),
-            })
+            .enumerate()
+            .map(|(index, rows)| Segment::new(SortedRun::from_sorted(rows), index * 37))
             .collect();
     }
 
@@ -437,12 +447,10 @@ impl<K: Ord + Hash + Clone, V: PartialEq + Clone> KeyedTable<K, V> {
         rows.shrink_to_fit();
         self.bounds.insert(index, upper[0].0.clone());
         self.segments[index].run = SortedRun::from_sorted(rows);
+        let spread = self.segments[index].spread + 29;
         self.segments.insert(
             index + 1,
-            Segment {
-                run: SortedRun::from_sorted(upper),
-                recent: FastMap::default(),
-            },
+            Segment::new(SortedRun::from_sorted(upper), spread),
         );
     }
 
