@@ -59,7 +59,7 @@ fn main() {
     let runs = env_number("DISCOUNTING_BENCH_RUNS", 3) as usize;
     let shapes =
         std::env::var("DISCOUNTING_BENCH_SHAPES").unwrap_or_else(|_| "realistic,friendly".into());
-    for name in shapes.split(',') {
+    for name in shapes.split(',').filter(|name| !name.is_empty()) {
         let shape = match name {
             "friendly" => Shape::Friendly,
             "realistic" => Shape::Realistic,
@@ -69,7 +69,9 @@ fn main() {
         let files = prepare(&dir, orders, shape);
         measure_shape(name, orders, &files, runs);
     }
-    large_update(orders, runs);
+    if std::env::var("DISCOUNTING_BENCH_LARGE_UPDATE").as_deref() != Ok("0") {
+        large_update(orders, runs);
+    }
     let spike_epochs = env_number("DISCOUNTING_BENCH_SPIKE_EPOCHS", 200);
     if spike_epochs > 0 {
         spikes(orders, spike_epochs);
