@@ -286,7 +286,6 @@ impl<K, V> Segment<K, V> {
             spread: spread % 64,
         }
     }
-
 }
 
 /// Rows per segment: 4 MB of orders, merged in a few milliseconds.
