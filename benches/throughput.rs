@@ -148,31 +148,39 @@ fn generated_epochs(orders: u64, updates: u64, size: u64) -> Vec<PathBuf> {
         seed: 43,
         shape: Shape::Realistic,
     };
-    let generated = if dir.join("orders.csv").exists() {
-        let mut updates: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|entry| entry.unwrap().path())
-            .filter(|path| {
-                path.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with("update-"))
-            })
-            .collect();
-        updates.sort();
-        Generated {
-            codes: dir.join("discount_codes.csv"),
-            orders: dir.join("orders.csv"),
-            updates,
-        }
-    } else {
-        eprintln!(
-            "bench: generating {orders} orders and {updates} update files of {size} in {}",
-            dir.display()
-        );
-        Generator::new(spec).write_all(&dir).unwrap()
-    };
+    let generated = generate_once(&dir, spec);
     let mut files = vec![generated.codes, generated.orders];
     files.extend(generated.updates);
     files
+}
+
+/// The files of `spec` in `dir`, generated unless a run before generated them.
+fn generate_once(dir: &Path, spec: Spec) -> Generated {
+    if !dir.join("orders.csv").exists() {
+        eprintln!(
+            "bench: generating {} orders ({:?}) and {} update files of {} in {}",
+            spec.orders,
+            spec.shape,
+            spec.updates,
+            spec.update_size,
+            dir.display()
+        );
+        return Generator::new(spec).write_all(dir).unwrap();
+    }
+    let mut updates: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| {
+            path.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("update-"))
+        })
+        .collect();
+    updates.sort();
+    Generated {
+        codes: dir.join("discount_codes.csv"),
+        orders: dir.join("orders.csv"),
+        updates,
+    }
 }
 
 /// The seconds of each epoch after the base, from a run of the job at `workers`.
@@ -280,19 +288,8 @@ fn prepare(dir: &Path, orders: u64, shape: Shape) -> Vec<PathBuf> {
         seed: 42,
         shape,
     };
-    let extension = |round: usize| match shape {
-        Shape::Realistic if (round + 1) % 2 == 0 => "csv",
-        _ => "jsonl",
-    };
-    let codes = dir.join("discount_codes.csv");
-    let base = dir.join("orders.csv");
-    if !base.exists() {
-        eprintln!(
-            "bench: generating {orders} orders ({shape:?}) in {}",
-            dir.display()
-        );
-        Generator::new(spec).write_all(dir).unwrap();
-    }
+    let generated = generate_once(dir, spec);
+    let codes = generated.codes;
     // The first code of the base: generated with some percentage, corrected here to others.
     let first_code = std::fs::read_to_string(&codes)
         .unwrap()
@@ -303,7 +300,7 @@ fn prepare(dir: &Path, orders: u64, shape: Shape) -> Vec<PathBuf> {
         .next()
         .unwrap()
         .to_string();
-    let mut files = vec![codes, base];
+    let mut files = vec![codes, generated.orders];
     let header = "op,id,order_time,customer_id,item_ct,order_subtotal,discount_code\n";
     let code = |i: u64| code_name(i % 900, "5");
     // New orders' ids far from those the generator's update files add.
@@ -348,11 +345,7 @@ fn prepare(dir: &Path, orders: u64, shape: Shape) -> Vec<PathBuf> {
             text.push_str(&format!("delete,{id}\n"));
         }
         files.push(write("deletes", text));
-        files.push(dir.join(format!(
-            "update-{}.{}",
-            round + 1,
-            extension(round as usize)
-        )));
+        files.push(generated.updates[round as usize].clone());
     }
     files
 }

@@ -172,19 +172,47 @@ impl Generator {
     }
 
     fn write_orders(&mut self, path: &Path) -> io::Result<()> {
-        if self.spec.shape == Shape::Realistic {
-            return self.write_realistic_orders(path);
-        }
+        let realistic = self.spec.shape == Shape::Realistic;
         let mut out = BufWriter::with_capacity(1 << 20, File::create(path)?);
-        writeln!(
-            out,
+        // A realistic export has its own column order and case, and a column the job
+        // does not read.
+        let header = if realistic {
+            "Id,order_time,CUSTOMER_ID,customer_name,Item_Ct,ORDER_SUBTOTAL,discount_code"
+        } else {
             "ID,ORDER_TIME,CUSTOMER_ID,ITEM_CT,ORDER_SUBTOTAL,DISCOUNT_CODE"
-        )?;
-        let mut line = Vec::with_capacity(128);
+        };
+        writeln!(out, "{header}")?;
+        let mut line = Vec::with_capacity(160);
+        // A realistic row held back, to be written after the next one.
+        let mut held: Option<Vec<u8>> = None;
         for id in 1..=self.spec.orders {
             line.clear();
-            self.order_csv(id, &mut line);
+            if !realistic {
+                self.order_csv(id, &mut line);
+                out.write_all(&line)?;
+                continue;
+            }
+            self.realistic_order_csv(id, &mut line);
+            if let Some(previous) = held.take() {
+                out.write_all(&line)?;
+                out.write_all(&previous)?;
+                continue;
+            }
+            if self.per_mille(mix::SWAPPED) {
+                held = Some(line.clone());
+                continue;
+            }
             out.write_all(&line)?;
+            if id > 1 && self.per_mille(mix::RESENT) {
+                // The same order sent again, corrected: the later row wins.
+                let earlier = self.rng.random_range(id.saturating_sub(1000).max(1)..=id);
+                line.clear();
+                self.realistic_order_csv(earlier, &mut line);
+                out.write_all(&line)?;
+            }
+        }
+        if let Some(previous) = held {
+            out.write_all(&previous)?;
         }
         out.into_inner()?.sync_all()
     }
@@ -345,42 +373,6 @@ impl Dialect {
 impl Generator {
     fn per_mille(&mut self, n: u32) -> bool {
         self.rng.random_range(0..1000) < n
-    }
-
-    fn write_realistic_orders(&mut self, path: &Path) -> io::Result<()> {
-        let mut out = BufWriter::with_capacity(1 << 20, File::create(path)?);
-        // An export's own column order and case, with a column the job does not read.
-        writeln!(
-            out,
-            "Id,order_time,CUSTOMER_ID,customer_name,Item_Ct,ORDER_SUBTOTAL,discount_code"
-        )?;
-        let mut line = Vec::with_capacity(160);
-        let mut held: Option<Vec<u8>> = None;
-        for id in 1..=self.spec.orders {
-            line.clear();
-            self.realistic_order_csv(id, &mut line);
-            if let Some(previous) = held.take() {
-                out.write_all(&line)?;
-                out.write_all(&previous)?;
-                continue;
-            }
-            if self.per_mille(mix::SWAPPED) {
-                held = Some(line.clone());
-                continue;
-            }
-            out.write_all(&line)?;
-            if id > 1 && self.per_mille(mix::RESENT) {
-                // The same order sent again, corrected: the later row wins.
-                let earlier = self.rng.random_range(id.saturating_sub(1000).max(1)..=id);
-                line.clear();
-                self.realistic_order_csv(earlier, &mut line);
-                out.write_all(&line)?;
-            }
-        }
-        if let Some(previous) = held {
-            out.write_all(&previous)?;
-        }
-        out.into_inner()?.sync_all()
     }
 
     /// One order row in the realistic header's column order.
@@ -571,11 +563,6 @@ impl Generator {
         let subtotal = self.realistic_decimal(micros);
         if csv {
             let time = self.realistic_time(time);
-            let code = if code.contains(',') {
-                format!("\"{code}\"")
-            } else {
-                code
-            };
             return format!("{op},{id},{time},{customer},{items},{subtotal},{code}");
         }
         let time = self.realistic_time_json(time);

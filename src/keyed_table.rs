@@ -255,7 +255,8 @@ impl<K: Ord + Clone, V> SortedRun<K, V> {
 /// A keyed table: the rows one worker owns, in segments of consecutive keys.
 ///
 /// Each segment is a sorted run and the changes made to it since it was built; a segment
-/// whose changes reach an eighth of its run is merged alone. So the epoch that crosses
+/// whose changes reach a sixteenth to an eighth of its run (its own `spread`) is merged
+/// alone. So the epoch that crosses
 /// that threshold pays a pass over one segment (at most twice `segment_rows` rows), not
 /// over every row the worker holds: a worker's whole run of ten million orders took a
 /// second to merge, in one epoch of a thousand changes.
