@@ -1,9 +1,8 @@
 //! CSV files: the header read once, then this worker's byte range record by record.
 //!
-//! A range with a quote in it is read by csv-core into one reused `ByteRecord` (as xsv
-//! does); a range without one, the common case, as lines and commas (`plain_csv`). Cells
-//! are parsed straight from the record's bytes; only a rejected row is ever turned back
-//! into text.
+//! Records are read into one reused record (`csv_records`: lines split at commas,
+//! csv-core only for records with a quote). Cells are parsed straight from the record's
+//! bytes; only a rejected row is ever turned back into text.
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -11,9 +10,10 @@ use std::io::{BufReader, Read, Seek, SeekFrom};
 
 use csv::{ByteRecord, ReaderBuilder};
 
+use super::csv_records::{Record, Records};
+
 use super::error::quoted;
 use super::layout::{self, Part};
-use super::plain_csv::{PlainRecord, PlainRecords};
 use super::row::{self, CellError, Cells, Column, COLUMN_COUNT};
 use super::{parse_row, InputError, Role, Share, ShareReader};
 use crate::model::Table;
@@ -68,14 +68,10 @@ pub(super) fn read(
     if chunk.start >= chunk.end {
         return Ok(());
     }
-    // csv-core strips a UTF-8 BOM from the start of whatever it reads, so a chunk starts
-    // at the line end before it (an empty line, skipped): a row that begins with the
-    // bytes of a BOM keeps them, whichever worker reads it.
+    // The line end before the chunk tells the line cursor whether a `\n` that starts it
+    // ends a `\r\n` line.
     let before = byte_before(file, chunk.start).map_err(io_error)?;
-    let start = match before {
-        Some(b'\n' | b'\r') => chunk.start - 1,
-        _ => chunk.start,
-    };
+    let start = chunk.start;
     file.seek(SeekFrom::Start(start)).map_err(io_error)?;
     let input = BufReader::with_capacity(1 << 16, (&*file).take(chunk.end - start));
     let mut range = Range {
@@ -84,23 +80,10 @@ pub(super) fn read(
         start,
         lines: layout::LineCursor::new(chunk.start, chunk.first_line, before),
     };
-    if chunk.has_quotes {
-        let mut csv = ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .from_reader(input);
-        let mut record = ByteRecord::new();
-        let cannot_read = |e: csv::Error| InputError::file(name, format!("cannot read: {e}"));
-        while csv.read_byte_record(&mut record).map_err(cannot_read)? {
-            let byte = record.position().map_or(0, |p| p.byte());
-            range.accept(reader, &record, byte, || record_text(&record))?;
-        }
-    } else {
-        let mut plain = PlainRecords::new(input);
-        while let Some(record) = plain.next_record().map_err(io_error)? {
-            let text = || record_text(&record.to_byte_record());
-            range.accept(reader, record, record.byte(), text)?;
-        }
+    let mut records = Records::new(input);
+    while let Some(record) = records.next_record().map_err(io_error)? {
+        let text = || record_text(&record.to_byte_record());
+        range.accept(reader, record, record.byte(), text)?;
     }
     Ok(())
 }
@@ -121,7 +104,7 @@ impl Range<'_> {
     fn accept(
         &mut self,
         reader: &mut ShareReader<'_>,
-        record: &impl Fields,
+        record: &Record,
         byte: u64,
         row_text: impl FnOnce() -> String,
     ) -> Result<(), InputError> {
@@ -152,38 +135,6 @@ impl Range<'_> {
         let lines = &mut self.lines;
         let line = || lines.record_line(path, position);
         reader.accept(line, position, parsed, row_text)
-    }
-}
-
-/// A record's fields, as csv-core or `plain_csv` read them: all their bytes, and where
-/// each field is in them.
-trait Fields {
-    fn len(&self) -> usize;
-    fn as_slice(&self) -> &[u8];
-    fn range(&self, index: usize) -> Option<std::ops::Range<usize>>;
-}
-
-impl Fields for ByteRecord {
-    fn len(&self) -> usize {
-        ByteRecord::len(self)
-    }
-    fn as_slice(&self) -> &[u8] {
-        ByteRecord::as_slice(self)
-    }
-    fn range(&self, index: usize) -> Option<std::ops::Range<usize>> {
-        ByteRecord::range(self, index)
-    }
-}
-
-impl Fields for PlainRecord {
-    fn len(&self) -> usize {
-        PlainRecord::len(self)
-    }
-    fn as_slice(&self) -> &[u8] {
-        PlainRecord::as_slice(self)
-    }
-    fn range(&self, index: usize) -> Option<std::ops::Range<usize>> {
-        PlainRecord::range(self, index)
     }
 }
 
@@ -282,15 +233,15 @@ fn table_of(header: &Header, role: Role, name: &str) -> Result<Table, InputError
 }
 
 /// The cells of one CSV record.
-struct CsvCells<'a, F> {
-    record: &'a F,
+struct CsvCells<'a> {
+    record: &'a Record,
     /// All the record's cells as text, when they are valid UTF-8 together (checked once
     /// per record rather than once per cell).
     text: Option<&'a str>,
     columns: &'a [Option<usize>; COLUMN_COUNT],
 }
 
-impl<F: Fields> Cells for CsvCells<'_, F> {
+impl Cells for CsvCells<'_> {
     fn cell(&self, column: Column) -> Result<Option<std::borrow::Cow<'_, str>>, CellError> {
         let Some(index) = self.columns[column as usize] else {
             return Ok(None);

@@ -22,9 +22,6 @@ pub struct Chunk {
     pub start: u64,
     pub end: u64,
     pub first_line: u64,
-    /// Whether a CSV quote may be in the range: without one, a record is its line's
-    /// fields. (It errs on the side of a quote.)
-    pub has_quotes: bool,
 }
 
 /// The cuts of a file, and where a CSV quote opened that the file never closes.
@@ -109,8 +106,6 @@ pub struct Part {
     /// The size of the whole file, so that parts of different versions are not mixed.
     file_len: u64,
     newlines: u64,
-    /// The first and the last quote of the part.
-    quotes: Option<(u64, u64)>,
     passages: [Passage; 3],
 }
 
@@ -152,7 +147,6 @@ pub fn summarize(
     file.seek(SeekFrom::Start(start))?;
     let mut passages = ENTRY_STATES.map(Passage::new);
     let mut newlines = 0;
-    let mut quotes: Option<(u64, u64)> = None;
     let mut block = vec![0u8; 1 << 18];
     let mut offset = start;
     let mut part = (&*file).take(end - start);
@@ -187,7 +181,6 @@ pub fn summarize(
             for passage in &mut passages {
                 passage.quote(at, previous);
             }
-            quotes = Some((quotes.map_or(at, |(first, _)| first), at));
             from = quote + 1;
         }
         before = bytes.last().copied();
@@ -198,7 +191,6 @@ pub fn summarize(
         end,
         file_len,
         newlines,
-        quotes,
         passages,
     })
 }
@@ -246,19 +238,12 @@ pub fn layout(parts: &[Part], data_line: u64) -> Option<Layout> {
     let mut cuts = vec![(first.start, data_line)];
     cuts.extend((1..parts.len()).map(cut));
     cuts.push(end);
-    let quoted = |start: u64, end: u64| {
-        parts
-            .iter()
-            .filter_map(|part| part.quotes)
-            .any(|(first, last)| first < end && last >= start)
-    };
     let chunks = cuts
         .windows(2)
         .map(|w| Chunk {
             start: w[0].0,
             end: w[1].0,
             first_line: w[0].1,
-            has_quotes: quoted(w[0].0, w[1].0),
         })
         .collect();
     Some(Layout {
@@ -432,7 +417,6 @@ mod tests {
                 start: 2,
                 end: 10,
                 first_line: 2,
-                has_quotes: false,
             }
         );
         assert_eq!(
@@ -441,7 +425,6 @@ mod tests {
                 start: 10,
                 end: 18,
                 first_line: 4,
-                has_quotes: false,
             }
         );
         assert_eq!(layout.unclosed_quote, None);
@@ -454,8 +437,6 @@ mod tests {
         let starts: Vec<u64> = layout.chunks.iter().map(|c| c.start).collect();
         assert_eq!(starts, vec![2, 14, 14]);
         assert_eq!(layout.chunks[1].first_line, 6);
-        let quoted: Vec<bool> = layout.chunks.iter().map(|c| c.has_quotes).collect();
-        assert_eq!(quoted, vec![true, false, false]);
     }
 
     #[test]

@@ -7,10 +7,10 @@
 //! trimmed, unknown columns ignored.
 
 mod csv_file;
+mod csv_records;
 mod error;
 mod jsonl;
 mod layout;
-mod plain_csv;
 mod row;
 mod timestamp;
 
