@@ -250,6 +250,46 @@ discounting: skipped incoming/04.csv: a directory named as a data file; it is no
 }
 
 #[test]
+fn a_file_made_again_under_an_applied_name_after_it_was_removed_is_refused() {
+    // The job forgets the names of applied files once they are gone (so that a long run's
+    // memory follows the directory); a file made again under such a name is still refused.
+    let work = Workdir::new("follow_again");
+    work.create("codes.csv", "code,percentage\nA,10\n");
+    work.create(
+        "orders.csv",
+        "id,customer_id,item_ct,order_subtotal,discount_code\n1,1,1,10,A\n",
+    );
+    std::fs::create_dir_all(work.path("incoming")).unwrap();
+    let (mut child, stdout, stderr) = follow(&work, &["--format", "csv"]);
+    wait_for(&stdout, |l| l.starts_with("0,"));
+    let upsert = |subtotal: u32| {
+        format!(
+            "op,id,customer_id,item_ct,order_subtotal,discount_code\nupsert,1,1,1,{subtotal},A\n"
+        )
+    };
+    drop_file(&work, "01.csv", &upsert(20));
+    wait_for(&stdout, |l| l.starts_with("1,+1,10,1,20.00"));
+    drop_file(&work, "02.csv", &upsert(30));
+    wait_for(&stdout, |l| l.starts_with("2,+1,10,1,30.00"));
+    std::fs::remove_file(work.path("incoming/01.csv")).unwrap();
+    std::fs::remove_file(work.path("incoming/02.csv")).unwrap();
+    // Longer than the interval at which the directory is listed.
+    std::thread::sleep(Duration::from_millis(1500));
+    drop_file(&work, "01.csv", &upsert(40));
+    drop_file(&work, "02.csv", &upsert(50));
+    drop_file(&work, "03.csv", &upsert(60));
+    wait_for(&stdout, |l| l.starts_with("3,+1,10,1,60.00"));
+    let reported = wait_for(&stderr, |l| l.contains("skipped incoming/02.csv"));
+    eqnice!(
+        "discounting: skipped incoming/01.csv: named before incoming/02.csv, which was already applied; rename it to sort after
+discounting: skipped incoming/02.csv: made again under the name of the file applied last; rename it to sort after",
+        reported.join("\n")
+    );
+    signal(&child, "-INT");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+#[test]
 fn a_removed_directory_ends_the_run_with_an_error() {
     let work = Workdir::new("follow_removed");
     work.create("codes.csv", "code,percentage\nA,10\n");

@@ -1,7 +1,9 @@
 //! The sinks that write files, stdout and stderr.
 
+use std::borrow::Borrow;
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 
@@ -42,8 +44,10 @@ impl Sink for LiveStdout {
     }
 }
 
-/// The changelog appended one whole epoch at a time, synced (the file only ever holds
-/// whole epochs); the first epoch puts it in place of the previous one.
+/// The changelog appended whole epochs at a time, synced (the file only ever holds
+/// whole epochs); the first epoch puts it in place of the previous one. Epochs that waited
+/// together are written with one sync, so that a sync per epoch does not bound how many
+/// epochs a second the changelog keeps up with.
 pub struct AppendedChangelog {
     pub path: PathBuf,
     pub format: ChangelogFormat,
@@ -56,11 +60,23 @@ impl Sink for AppendedChangelog {
     }
 
     fn epoch(&mut self, epoch: &EpochOutput) -> anyhow::Result<()> {
+        self.append(std::slice::from_ref(epoch))
+    }
+
+    fn epochs(&mut self, epochs: &[Arc<EpochOutput>]) -> anyhow::Result<()> {
+        self.append(epochs)
+    }
+}
+
+impl AppendedChangelog {
+    fn append(&mut self, epochs: &[impl Borrow<EpochOutput>]) -> anyhow::Result<()> {
         let mut lines = Vec::new();
         if self.file.is_none() {
             output::write_changelog_header(&mut lines, self.format)?;
         }
-        output::write_changelog_rows(&mut lines, self.format, &epoch.changes)?;
+        for epoch in epochs {
+            output::write_changelog_rows(&mut lines, self.format, &epoch.borrow().changes)?;
+        }
         match self.file.as_mut() {
             Some(file) => file.write_durably(&lines),
             None => {

@@ -88,8 +88,8 @@ impl FollowedDir {
             if stop.load(Ordering::SeqCst) {
                 return Ok(None);
             }
-            let woken = self.drain_events();
-            if woken || self.listed.elapsed() >= Self::RELIST {
+            self.drain_events();
+            if self.listed.elapsed() >= Self::RELIST {
                 self.list(None)?;
             }
             if let Some(arrival) = self.take() {
@@ -141,17 +141,18 @@ impl FollowedDir {
         self.list(Some(started))
     }
 
-    /// Takes every event that has come; whether there was any.
-    fn drain_events(&mut self) -> bool {
+    /// Takes every event that has come. A created or renamed file is noted from its event
+    /// alone, without listing the directory: the job's own reading of each file it
+    /// applies makes events too, and listing a directory of many files on each of them
+    /// made every epoch cost a pass over the directory.
+    fn drain_events(&mut self) {
         let mut events = Vec::new();
         if let Some(watch) = &self.watch {
             events.extend(watch.events.try_iter());
         }
-        let any = !events.is_empty();
         for event in events {
             self.note(event);
         }
-        any
     }
 
     fn note(&mut self, event: notify::Result<notify::Event>) {
@@ -159,7 +160,7 @@ impl FollowedDir {
             return;
         };
         if event.need_rescan() {
-            // Events were lost: the listing is all there is.
+            // Events were lost: the listing is all there is, and comes next.
             for pending in self.pending.values_mut() {
                 pending.announced = true;
             }
@@ -200,12 +201,17 @@ impl FollowedDir {
         };
         let entries = std::fs::read_dir(&self.dir).map_err(unreadable)?;
         let now = Instant::now();
+        let mut present = HashSet::new();
         for entry in entries {
             let path = entry.map_err(unreadable)?.path();
             let Some(name) = self.candidate_name(&path) else {
                 continue;
             };
-            if self.done.contains(&name) || self.pending.contains_key(&name) {
+            if self.done.contains(&name) {
+                present.insert(name);
+                continue;
+            }
+            if self.pending.contains_key(&name) {
                 continue;
             }
             let old = before.is_some_and(|start| changed_before(&path, start));
@@ -217,6 +223,10 @@ impl FollowedDir {
                 },
             );
         }
+        // A name dealt with is remembered only while its file is there, so that memory
+        // follows the directory, not the number of files a long run has seen. (A file
+        // made again under a name already applied is then refused, as any late name.)
+        self.done.retain(|name| present.contains(name));
         self.listed = now;
         Ok(())
     }
@@ -259,6 +269,10 @@ impl FollowedDir {
                         "named before {}, which was already applied; rename it to sort after",
                         self.dir.join(last).display()
                     )),
+                    Some(last) if name == *last => Some(
+                        "made again under the name of the file applied last; rename it to sort after"
+                            .to_string(),
+                    ),
                     _ => None,
                 },
             };
