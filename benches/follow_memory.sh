@@ -16,6 +16,16 @@ trap 'rm -rf "$work"' EXIT
 cd "$work"
 "$bin" generate --orders 2000 --codes 100 --updates "$n" --update-size 1 --seed 5 --out gen 2>/dev/null
 mkdir dir waiting
+# The orders the job holds after each tenth: the generator's updates add new orders and
+# delete others, so the state itself grows; memory is to follow it, not the epochs.
+ls gen/update-*.jsonl | sort | xargs cat | awk -v n="$n" -v base=2000 '
+    BEGIN { held = base; for (i = 1; i <= base; i++) live[i] = 1 }
+    /"table":"orders"/ {
+        match($0, /"id":[0-9]+/); id = substr($0, RSTART + 5, RLENGTH - 5)
+        if ($0 ~ /"op":"delete"/) { if (id in live) { delete live[id]; held-- } }
+        else if (!(id in live)) { live[id] = 1; held++ }
+    }
+    { if (NR % (n / 10) == 0) printf "orders_held_epoch_%d=%d\n", NR, held }' >held.txt
 find gen -name 'update-*.jsonl' -exec mv -t waiting {} +
 "$bin" run --codes gen/discount_codes.csv --orders gen/orders.csv --follow dir \
     --stats -q --format csv --changes changes.csv --report report.html >/dev/null 2>stats.log &
@@ -48,5 +58,6 @@ echo "resident_bytes_epoch_1=$(resident 1)"
 for tenth in 1 2 3 4 5 6 7 8 9 10; do
     echo "resident_bytes_epoch_$((n * tenth / 10))=$(resident $((n * tenth / 10)))"
 done
+cat held.txt
 grep '^stats: peak_resident_bytes=' stats.log | sed 's/^stats: //'
 echo "report_bytes=$(wc -c <report.html) changes_bytes=$(wc -c <changes.csv)"

@@ -284,6 +284,14 @@ fn writer(
         }
     }
     let stats = job.stop();
+    // Every stats line kept, to see when slow epochs came (`DISCOUNTING_BENCH_STATS_DIR`).
+    if let Ok(keep) = std::env::var("DISCOUNTING_BENCH_STATS_DIR") {
+        let name = format!(
+            "w{workers}{}.stats",
+            if extra.is_empty() { "" } else { "-sinks" }
+        );
+        std::fs::write(std::path::Path::new(&keep).join(name), stats.join("\n")).unwrap();
+    }
     let report = String::from_utf8_lossy(&output.stdout);
     let tps = report
         .lines()

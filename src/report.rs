@@ -297,7 +297,7 @@ fn bar_chart(rows: &[ResultRow], top: Option<f64>) -> Value {
     json!({
         "kind": "bars",
         "xLabel": "discount percentage",
-        "yLabel": "amount per order (currency units)",
+        "yLabel": "currency units",
         "categories": rows.iter().map(|r| format!("{}%", r.percentage())).collect::<Vec<_>>(),
         "series": series,
         "yMax": top,

@@ -69,7 +69,7 @@
     drawChart($("chart"), {
       kind: "bars",
       xLabel: "discount percentage",
-      yLabel: "amount per order (currency units)",
+      yLabel: "currency units",
       categories: list.map(function (r) { return key(r) + "%"; }),
       series: SERIES.map(function (s) {
         return {

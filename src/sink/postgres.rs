@@ -85,28 +85,41 @@ impl PostgresSink {
     }
 
     /// Makes the table the result after the last of `epochs` (epochs that waited
-    /// together), in one transaction.
+    /// together; their changes say which percentages went away) in one transaction of
+    /// two round trips: the progress row is read and locked, then the table and the
+    /// progress row are written and committed in one batch. (Each round trip waits for
+    /// the server to be scheduled, on a machine whose cores the source's writers keep
+    /// busy; a statement prepared and run apart costs two.)
     fn write(&mut self, epochs: &[Arc<EpochOutput>]) -> Result<(), postgres::Error> {
         let Some(epoch) = epochs.last() else {
             return Ok(());
         };
-        let mut transaction = self.client.transaction()?;
-        let progress = transaction.query_opt(
-            &format!(
-                "SELECT epoch, source_position::text FROM {PROGRESS_TABLE} WHERE result_table = $1 FOR UPDATE"
-            ),
-            &[&self.table],
-        )?;
-        if let Some(row) = &progress {
-            let (written_epoch, written_position): (i64, Option<String>) = (row.get(0), row.get(1));
-            let position = epoch.position.as_deref();
+        let table_literal = self.table.replace('\'', "''");
+        let locked = self.client.simple_query(&format!(
+            "BEGIN; SELECT epoch, source_position::text FROM {PROGRESS_TABLE} \
+             WHERE result_table = '{table_literal}' FOR UPDATE"
+        ));
+        let progress = match locked {
+            Ok(messages) => messages.into_iter().find_map(|message| match message {
+                postgres::SimpleQueryMessage::Row(row) => Some((
+                    row.get(0).and_then(|e| e.parse::<i64>().ok()),
+                    row.get(1).map(str::to_string),
+                )),
+                _ => None,
+            }),
+            Err(e) => return Err(self.rolled_back(e)),
+        };
+        if let Some((Some(written_epoch), written_position)) = &progress {
             if holds_already(
-                written_epoch,
+                *written_epoch,
                 written_position.as_deref(),
                 epoch.epoch,
-                position,
+                epoch.position.as_deref(),
             ) {
-                return transaction.commit();
+                return self
+                    .client
+                    .batch_execute("COMMIT")
+                    .map_err(|e| self.rolled_back(e));
             }
         }
         let mut sql = String::new();
@@ -180,18 +193,26 @@ impl PostgresSink {
         }
         let _ = write!(
             sql,
-            "INSERT INTO {PROGRESS_TABLE} VALUES ('{}', ",
-            self.table.replace('\'', "''")
+            "INSERT INTO {PROGRESS_TABLE} VALUES ('{table_literal}', "
         );
         stamp(&mut sql);
         sql.push_str(
             ", now()) ON CONFLICT (result_table) DO UPDATE SET epoch = EXCLUDED.epoch, \
-             source_position = EXCLUDED.source_position, written_at = EXCLUDED.written_at;",
+             source_position = EXCLUDED.source_position, written_at = EXCLUDED.written_at; \
+             COMMIT;",
         );
-        transaction.batch_execute(&sql)?;
-        transaction.commit()?;
+        self.client
+            .batch_execute(&sql)
+            .map_err(|e| self.rolled_back(e))?;
         self.synced = true;
         Ok(())
+    }
+
+    /// `error` ended the transaction's work: rolled back (if the connection still
+    /// works) so that nothing of the epoch is held, and returned.
+    fn rolled_back(&mut self, error: postgres::Error) -> postgres::Error {
+        let _ = self.client.batch_execute("ROLLBACK");
+        error
     }
 }
 
