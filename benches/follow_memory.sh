@@ -18,7 +18,7 @@ cd "$work"
 mkdir dir waiting
 # The orders the job holds after each tenth: the generator's updates add new orders and
 # delete others, so the state itself grows; memory is to follow it, not the epochs.
-ls gen/update-*.jsonl | sort | xargs cat | awk -v n="$n" -v base=2000 '
+find gen -name 'update-*.jsonl' | sort | xargs cat | awk -v n="$n" -v base=2000 '
     BEGIN { held = base; for (i = 1; i <= base; i++) live[i] = 1 }
     /"table":"orders"/ {
         match($0, /"id":[0-9]+/); id = substr($0, RSTART + 5, RLENGTH - 5)
