@@ -47,7 +47,12 @@ impl fmt::Display for NumberError {
 /// assert_eq!(parse_micros("1.5000000"), Err(NumberError::TooManyFractionDigits(7)));
 /// ```
 pub fn parse_micros(text: &str) -> Result<i64, NumberError> {
-    let bytes = text.as_bytes();
+    parse_micros_bytes(text.as_bytes())
+}
+
+/// `parse_micros` of a text's bytes (every accepted text is ASCII, so bytes that are not
+/// UTF-8 are never a number).
+pub fn parse_micros_bytes(bytes: &[u8]) -> Result<i64, NumberError> {
     let (negative, body) = match bytes.first() {
         None => return Err(NumberError::Empty),
         Some(b'-') => (true, &bytes[1..]),

@@ -10,6 +10,7 @@ use std::io::{BufReader, Read, Seek, SeekFrom};
 
 use csv::{ByteRecord, ReaderBuilder};
 
+use super::csv_orders;
 use super::csv_records::{Record, Records};
 
 use super::error::quoted;
@@ -110,7 +111,16 @@ impl Range<'_> {
     ) -> Result<(), InputError> {
         // A short row leaves its last cells empty (a delete needs only its key); a long
         // row has cells no column names, which is an error.
-        let parsed = if record.len() <= self.header.fields {
+        let fits = record.len() <= self.header.fields;
+        let fast = match reader.role {
+            Role::Snapshot(Table::Orders) if fits => {
+                csv_orders::snapshot_order(record, &self.header.columns)
+            }
+            _ => None,
+        };
+        let parsed = if let Some(change) = fast {
+            Ok(change)
+        } else if fits {
             parse_row(
                 reader.role,
                 self.table,
@@ -233,12 +243,12 @@ fn table_of(header: &Header, role: Role, name: &str) -> Result<Table, InputError
 }
 
 /// The cells of one CSV record.
-struct CsvCells<'a> {
-    record: &'a Record,
+pub(super) struct CsvCells<'a> {
+    pub(super) record: &'a Record,
     /// All the record's cells as text, when they are valid UTF-8 together (checked once
     /// per record rather than once per cell).
-    text: Option<&'a str>,
-    columns: &'a [Option<usize>; COLUMN_COUNT],
+    pub(super) text: Option<&'a str>,
+    pub(super) columns: &'a [Option<usize>; COLUMN_COUNT],
 }
 
 impl Cells for CsvCells<'_> {

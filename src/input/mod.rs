@@ -7,6 +7,7 @@
 //! trimmed, unknown columns ignored.
 
 mod csv_file;
+mod csv_orders;
 mod csv_records;
 mod error;
 mod jsonl;

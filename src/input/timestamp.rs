@@ -28,6 +28,20 @@ pub fn parse_timestamp(text: &str) -> Result<i64, String> {
     }
 }
 
+/// The common forms read straight from bytes, for the snapshot's fast path: epoch
+/// milliseconds of at most 18 digits, or what `fixed_form` reads; within `ORDER_TIME_MS`.
+/// `Some` only where `parse_timestamp` gives the same time; `None` says "ask it".
+pub(super) fn plain_timestamp(bytes: &[u8]) -> Option<i64> {
+    let ms = if (1..=18).contains(&bytes.len()) && bytes.iter().all(u8::is_ascii_digit) {
+        bytes
+            .iter()
+            .fold(0i64, |ms, &digit| ms * 10 + i64::from(digit - b'0'))
+    } else {
+        fixed_form(bytes)?
+    };
+    ORDER_TIME_MS.contains(&ms).then_some(ms)
+}
+
 fn parse_any_timestamp(text: &str) -> Result<i64, String> {
     // Epoch milliseconds, the common form (std's parser is a fast single pass already);
     // anything else that starts like a number goes on to the date forms. A date's `-` at
@@ -642,6 +656,30 @@ mod tests {
         #[test]
         fn reads_what_chrono_read(text in near_timestamps()) {
             prop_assert_eq!(parse_timestamp(&text), by_chrono(&text), "{:?}", text);
+        }
+
+        /// The fast path's time, where it has one, is the full reader's.
+        #[test]
+        fn plain_timestamps_read_as_parse_timestamp_reads(text in near_timestamps()) {
+            if let Some(ms) = plain_timestamp(text.as_bytes()) {
+                prop_assert_eq!(Ok(ms), parse_timestamp(&text), "{:?}", text);
+            }
+        }
+    }
+
+    #[test]
+    fn the_usual_forms_are_plain() {
+        for text in [
+            "1793664014007",
+            "2026-11-03T10:15:30Z",
+            "2026-11-03 10:15:30.25",
+            "2026-11-03T10:15:30+01:00",
+        ] {
+            assert_eq!(
+                plain_timestamp(text.as_bytes()).map(Ok),
+                Some(parse_timestamp(text)),
+                "{text}"
+            );
         }
     }
 }
