@@ -12,7 +12,6 @@ use csv::{ByteRecord, ReaderBuilder};
 
 use super::csv_orders;
 use super::csv_records::{Record, Records};
-
 use super::error::quoted;
 use super::layout::{self, Part};
 use super::row::{self, CellError, Cells, Column, COLUMN_COUNT};
