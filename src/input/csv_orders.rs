@@ -173,7 +173,7 @@ mod tests {
             cells in proptest::collection::vec(
                 proptest::collection::vec(
                     prop_oneof![
-                        4 => (b'0'..=b'9'),
+                        4 => b'0'..=b'9',
                         1 => Just(b' '), 1 => Just(b'.'), 1 => Just(b'-'), 1 => Just(b'+'),
                         1 => Just(b':'), 1 => Just(b'T'), 1 => Just(b'Z'), 1 => Just(b'a'),
                         1 => Just(b'"'), 1 => Just(0xFF), 1 => Just(0xC3), 1 => Just(0xA9),
