@@ -47,9 +47,35 @@ fn drop_file(work: &Workdir, name: &str, contents: &str) {
     std::fs::rename(work.path(&hidden), work.path(&format!("incoming/{name}"))).unwrap();
 }
 
+/// A followed run, killed if a test ends (or fails) before it exits: a follow run never
+/// ends by itself, and a failing test must not leave it running.
+struct Running(Child);
+
+impl std::ops::Deref for Running {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Starts `discounting run` on codes.csv and orders.csv following `incoming`, with
 /// `extra` arguments; returns the child and its stdout and stderr lines.
-fn follow(work: &Workdir, extra: &[&str]) -> (Child, Receiver<String>, Receiver<String>) {
+fn follow(work: &Workdir, extra: &[&str]) -> (Running, Receiver<String>, Receiver<String>) {
     let mut args = vec![
         "run",
         "--codes",
@@ -68,7 +94,7 @@ fn follow(work: &Workdir, extra: &[&str]) -> (Child, Receiver<String>, Receiver<
         .unwrap();
     let stdout = lines_of(child.stdout.take().unwrap());
     let stderr = lines_of(child.stderr.take().unwrap());
-    (child, stdout, stderr)
+    (Running(child), stdout, stderr)
 }
 
 /// Sends `name` (as `kill` writes signals: `-INT`, `-TERM`) to a child.
