@@ -47,6 +47,23 @@ fn drop_file(work: &Workdir, name: &str, contents: &str) {
     std::fs::rename(work.path(&hidden), work.path(&format!("incoming/{name}"))).unwrap();
 }
 
+/// A work directory with one code (A, 10%), one order of it, and an empty `incoming`.
+fn one_order_and_a_directory(name: &str) -> Workdir {
+    let work = Workdir::new(name);
+    work.create("codes.csv", "code,percentage\nA,10\n");
+    work.create(
+        "orders.csv",
+        "id,customer_id,item_ct,order_subtotal,discount_code\n1,1,1,10,A\n",
+    );
+    std::fs::create_dir_all(work.path("incoming")).unwrap();
+    work
+}
+
+/// An update file that sets the one order's subtotal.
+fn upsert_order_1(subtotal: u32) -> String {
+    format!("op,id,customer_id,item_ct,order_subtotal,discount_code\nupsert,1,1,1,{subtotal},A\n")
+}
+
 /// A followed run, killed if a test ends (or fails) before it exits: a follow run never
 /// ends by itself, and a failing test must not leave it running.
 struct Running(Child);
@@ -185,13 +202,7 @@ fn sigterm_ends_a_followed_run_normally_too() {
 
 #[test]
 fn files_renamed_in_quickly_are_all_applied_in_name_order() {
-    let work = Workdir::new("follow_many");
-    work.create("codes.csv", "code,percentage\nA,10\n");
-    work.create(
-        "orders.csv",
-        "id,customer_id,item_ct,order_subtotal,discount_code\n1,1,1,10,A\n",
-    );
-    std::fs::create_dir_all(work.path("incoming")).unwrap();
+    let work = one_order_and_a_directory("follow_many");
     let count = 2_000;
     // Each file changes the one order: any file applied out of order, twice or never
     // shows in the changelog.
@@ -239,26 +250,15 @@ fn files_renamed_in_quickly_are_all_applied_in_name_order() {
 
 #[test]
 fn a_late_file_named_earlier_a_dangling_link_and_a_directory_are_reported() {
-    let work = Workdir::new("follow_late");
-    work.create("codes.csv", "code,percentage\nA,10\n");
-    work.create(
-        "orders.csv",
-        "id,customer_id,item_ct,order_subtotal,discount_code\n1,1,1,10,A\n",
-    );
-    std::fs::create_dir_all(work.path("incoming")).unwrap();
+    let work = one_order_and_a_directory("follow_late");
     let (mut child, stdout, stderr) = follow(&work, &["--format", "csv"]);
     wait_for(&stdout, |l| l.starts_with("0,"));
-    let upsert = |subtotal: u32| {
-        format!(
-            "op,id,customer_id,item_ct,order_subtotal,discount_code\nupsert,1,1,1,{subtotal},A\n"
-        )
-    };
-    drop_file(&work, "02.csv", &upsert(20));
+    drop_file(&work, "02.csv", &upsert_order_1(20));
     wait_for(&stdout, |l| l.starts_with("1,+1,10,1,20.00"));
-    drop_file(&work, "01.csv", &upsert(30));
+    drop_file(&work, "01.csv", &upsert_order_1(30));
     std::os::unix::fs::symlink("nowhere.csv", work.path("incoming/03.csv")).unwrap();
     std::fs::create_dir_all(work.path("incoming/04.csv")).unwrap();
-    drop_file(&work, "05.csv", &upsert(50));
+    drop_file(&work, "05.csv", &upsert_order_1(50));
     // The next applied file is epoch 2: nothing else was applied.
     wait_for(&stdout, |l| l.starts_with("2,+1,10,1,50.00"));
     let reported = wait_for(&stderr, |l| l.contains("04.csv"));
@@ -279,31 +279,20 @@ discounting: skipped incoming/04.csv: a directory named as a data file; it is no
 fn a_file_made_again_under_an_applied_name_after_it_was_removed_is_refused() {
     // The job forgets the names of applied files once they are gone (so that a long run's
     // memory follows the directory); a file made again under such a name is still refused.
-    let work = Workdir::new("follow_again");
-    work.create("codes.csv", "code,percentage\nA,10\n");
-    work.create(
-        "orders.csv",
-        "id,customer_id,item_ct,order_subtotal,discount_code\n1,1,1,10,A\n",
-    );
-    std::fs::create_dir_all(work.path("incoming")).unwrap();
+    let work = one_order_and_a_directory("follow_again");
     let (mut child, stdout, stderr) = follow(&work, &["--format", "csv"]);
     wait_for(&stdout, |l| l.starts_with("0,"));
-    let upsert = |subtotal: u32| {
-        format!(
-            "op,id,customer_id,item_ct,order_subtotal,discount_code\nupsert,1,1,1,{subtotal},A\n"
-        )
-    };
-    drop_file(&work, "01.csv", &upsert(20));
+    drop_file(&work, "01.csv", &upsert_order_1(20));
     wait_for(&stdout, |l| l.starts_with("1,+1,10,1,20.00"));
-    drop_file(&work, "02.csv", &upsert(30));
+    drop_file(&work, "02.csv", &upsert_order_1(30));
     wait_for(&stdout, |l| l.starts_with("2,+1,10,1,30.00"));
     std::fs::remove_file(work.path("incoming/01.csv")).unwrap();
     std::fs::remove_file(work.path("incoming/02.csv")).unwrap();
     // Longer than the interval at which the directory is listed.
     std::thread::sleep(Duration::from_millis(1500));
-    drop_file(&work, "01.csv", &upsert(40));
-    drop_file(&work, "02.csv", &upsert(50));
-    drop_file(&work, "03.csv", &upsert(60));
+    drop_file(&work, "01.csv", &upsert_order_1(40));
+    drop_file(&work, "02.csv", &upsert_order_1(50));
+    drop_file(&work, "03.csv", &upsert_order_1(60));
     wait_for(&stdout, |l| l.starts_with("3,+1,10,1,60.00"));
     let reported = wait_for(&stderr, |l| l.contains("skipped incoming/02.csv"));
     eqnice!(
@@ -317,13 +306,7 @@ discounting: skipped incoming/02.csv: made again under the name of the file appl
 
 #[test]
 fn a_removed_directory_ends_the_run_with_an_error() {
-    let work = Workdir::new("follow_removed");
-    work.create("codes.csv", "code,percentage\nA,10\n");
-    work.create(
-        "orders.csv",
-        "id,customer_id,item_ct,order_subtotal,discount_code\n1,1,1,10,A\n",
-    );
-    std::fs::create_dir_all(work.path("incoming")).unwrap();
+    let work = one_order_and_a_directory("follow_removed");
     let (mut child, stdout, stderr) = follow(&work, &["--format", "csv"]);
     wait_for(&stdout, |l| l.starts_with("0,"));
     std::fs::remove_dir_all(work.path("incoming")).unwrap();
