@@ -100,6 +100,23 @@ pub fn parse_micros_bytes(bytes: &[u8]) -> Result<i64, NumberError> {
     i64::try_from(micros).map_err(|_| NumberError::OutOfRange)
 }
 
+/// 1 to 18 decimal digits (which always fit in an `i64`) and nothing else, for the fast
+/// paths of readers that leave every other text to their full parser.
+pub fn plain_digits(bytes: &[u8]) -> Option<i64> {
+    if !(1..=18).contains(&bytes.len()) {
+        return None;
+    }
+    let mut value = 0i64;
+    for &byte in bytes {
+        let digit = byte.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        value = value * 10 + i64::from(digit);
+    }
+    Some(value)
+}
+
 /// Parses a 64-bit integer; `1.0` is not an integer.
 pub fn parse_integer(text: &str) -> Result<i64, NumberError> {
     if text.is_empty() {

@@ -10,7 +10,7 @@
 use super::csv_records::Record;
 use super::row::{Column, COLUMN_COUNT};
 use super::timestamp::{parse_timestamp, plain_timestamp};
-use crate::decimal::parse_micros_bytes;
+use crate::decimal::{parse_micros_bytes, plain_digits};
 use crate::model::{Change, Code, Order};
 
 /// The order in a snapshot record, when every cell is plainly valid.
@@ -23,9 +23,9 @@ pub(super) fn snapshot_order(
         let bytes = record.as_slice()[range].trim_ascii();
         (!bytes.is_empty()).then_some(bytes)
     };
-    let id = digits(cell(Column::Id)?)?;
-    let customer_id = digits(cell(Column::CustomerId)?)?;
-    let item_ct = digits(cell(Column::ItemCt)?)?;
+    let id = plain_digits(cell(Column::Id)?)?;
+    let customer_id = plain_digits(cell(Column::CustomerId)?)?;
+    let item_ct = plain_digits(cell(Column::ItemCt)?)?;
     let subtotal_micros = parse_micros_bytes(cell(Column::OrderSubtotal)?).ok()?;
     if subtotal_micros < 0 {
         return None;
@@ -51,22 +51,6 @@ pub(super) fn snapshot_order(
             order_time_ms,
         }),
     })
-}
-
-/// 1 to 18 decimal digits (which always fit in an `i64`), and nothing else.
-fn digits(bytes: &[u8]) -> Option<i64> {
-    if bytes.len() > 18 {
-        return None;
-    }
-    let mut value = 0i64;
-    for &byte in bytes {
-        let digit = byte.wrapping_sub(b'0');
-        if digit > 9 {
-            return None;
-        }
-        value = value * 10 + i64::from(digit);
-    }
-    Some(value)
 }
 
 #[cfg(test)]

@@ -32,12 +32,9 @@ pub fn parse_timestamp(text: &str) -> Result<i64, String> {
 /// milliseconds of at most 18 digits, or what `fixed_form` reads; within `ORDER_TIME_MS`.
 /// `Some` only where `parse_timestamp` gives the same time; `None` says "ask it".
 pub(super) fn plain_timestamp(bytes: &[u8]) -> Option<i64> {
-    let ms = if (1..=18).contains(&bytes.len()) && bytes.iter().all(u8::is_ascii_digit) {
-        bytes
-            .iter()
-            .fold(0i64, |ms, &digit| ms * 10 + i64::from(digit - b'0'))
-    } else {
-        fixed_form(bytes)?
+    let ms = match crate::decimal::plain_digits(bytes) {
+        Some(ms) => ms,
+        None => fixed_form(bytes)?,
     };
     ORDER_TIME_MS.contains(&ms).then_some(ms)
 }
