@@ -11,10 +11,14 @@
 //! small transactions as fast as they can (`DISCOUNTING_BENCH_CLIENTS`, default 2): 9 in 10
 //! change four orders (a subtotal and a code, an item count, a subtotal, one deleted and
 //! inserted again; `DISCOUNTING_BENCH_BLOCKS` such blocks of five changes, default 1),
-//! 1 in 10 corrects a code's percentage. Freshness is
+//! 1 in 10 corrects a code's percentage; `DISCOUNTING_BENCH_RATE=N` paces them to about N
+//! changes/s (pgbench `--rate`) instead. Freshness is
 //! from each epoch's first commit (the server's commit time) to the epoch's completion;
 //! outputs freshness to the moment every output holds it (with `--sink-postgres`, the
-//! table's commit).
+//! table's commit); the stream's delay is the part before the commit reached the job.
+//! Beside the writer, the server's `pg_stat_replication` is read every 50 ms: how far the
+//! walsender's sent position is behind the WAL, and the CPU the walsender and the job
+//! used (from /proc).
 
 // The tests' throwaway server; some of its helpers are for the tests only.
 #[allow(dead_code)]
@@ -248,7 +252,18 @@ fn writer(
         .trim(),
     )
     .join("pgbench");
+    // Changes per transaction, on average: 9 in 10 change 5 per block, 1 in 10 one.
+    let per_transaction = 0.9 * 5.0 * env_or("DISCOUNTING_BENCH_BLOCKS", 1) as f64 + 0.1;
+    let rate: Vec<String> = match env_or("DISCOUNTING_BENCH_RATE", 0) {
+        0 => Vec::new(),
+        changes => vec![format!(
+            "--rate={:.0}",
+            (changes as f64 / per_transaction).max(1.0)
+        )],
+    };
+    let sampler = Sampler::start(server, job.child.id());
     let output = Command::new(pgbench)
+        .args(&rate)
         .args([
             "-n",
             "--max-tries=100",
@@ -272,6 +287,7 @@ fn writer(
         .output()
         .unwrap();
     let lag_at_end = lag();
+    let sampled = sampler.stop();
     let stopped = Instant::now();
     // Catching up: the writer has stopped; the job has caught up once no epoch has come
     // for 300 ms (the last one came `caught_up` after the writer's end).
@@ -305,6 +321,7 @@ fn writer(
         .collect();
     let rows: f64 = epochs.iter().filter_map(|l| field(l, "rows")).sum();
     let freshness = sorted_field(&epochs, "freshness_ms");
+    let stream_delay = sorted_field(&epochs, "stream_delay_ms");
     let held = sorted_field(&epochs, "outputs_freshness_ms");
     let latency_ms: Vec<f64> = sorted_field(&epochs, "seconds")
         .iter()
@@ -319,13 +336,15 @@ fn writer(
     };
     println!(
         "postgres.w{workers}{sinks}.writer_commits_per_sec={tps:.0} job_changes_per_sec={:.0} epochs={} \
-         freshness_ms_p50={:.2} p99={:.2} max={:.2} outputs_freshness_ms_p50={:.2} p99={:.2} epoch_ms_p50={:.3} p99={:.3} \
+         freshness_ms_p50={:.2} p99={:.2} max={:.2} stream_delay_ms_p50={:.2} p99={:.2} outputs_freshness_ms_p50={:.2} p99={:.2} epoch_ms_p50={:.3} p99={:.3} \
          lag_bytes_at_writer_end={lag_at_end} caught_up_after_ms={} resident_mb_first={:.1} last={:.1}",
         rows / seconds as f64,
         epochs.len(),
         quantile(&freshness, 0.5),
         quantile(&freshness, 0.99),
         quantile(&freshness, 1.0),
+        quantile(&stream_delay, 0.5),
+        quantile(&stream_delay, 0.99),
         quantile(&held, 0.5),
         quantile(&held, 0.99),
         quantile(&latency_ms, 0.5),
@@ -334,7 +353,91 @@ fn writer(
         resident(epochs.first()),
         resident(epochs.last()),
     );
+    println!("  {sampled}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The walsender's sent positions behind the WAL (bytes, ascending) and, once seen, its
+/// process id with its CPU seconds then.
+type Sampled = (Vec<f64>, Option<(u32, f64)>);
+
+/// Reads the server's replication view every 50 ms while the writer runs: how far the
+/// walsender's sent position is behind the WAL written, and its CPU time.
+struct Sampler {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Sampled>,
+    started: Instant,
+    job: (u32, f64),
+}
+
+impl Sampler {
+    fn start(server: &PgServer, job: u32) -> Sampler {
+        let url = server.url("postgres");
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            let (mut behind, mut walsender) = (Vec::new(), None);
+            while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                let rows = client
+                    .query(
+                        "SELECT pid, (pg_current_wal_lsn() - sent_lsn)::float8 FROM pg_stat_replication \
+                         WHERE application_name = 'discounting'",
+                        &[],
+                    )
+                    .unwrap();
+                if let Some(row) = rows.first() {
+                    let pid: i32 = row.get(0);
+                    behind.push(row.get::<_, Option<f64>>(1).unwrap_or(0.0));
+                    walsender.get_or_insert_with(|| (pid as u32, cpu_seconds(pid as u32)));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            behind.sort_by(f64::total_cmp);
+            (behind, walsender)
+        });
+        Sampler {
+            stop,
+            thread,
+            started: Instant::now(),
+            job: (job, cpu_seconds(job)),
+        }
+    }
+
+    /// What was seen, as one line.
+    fn stop(self) -> String {
+        let seconds = self.started.elapsed().as_secs_f64();
+        let job_cpu = cpu_seconds(self.job.0) - self.job.1;
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (behind, walsender) = self.thread.join().unwrap();
+        let walsender_cpu = walsender.map_or(f64::NAN, |(pid, first)| cpu_seconds(pid) - first);
+        format!(
+            "walsender_behind_bytes_p50={:.0} p99={:.0} max={:.0} walsender_cpu={:.0}% job_cpu={:.0}% (of one core, over {seconds:.0} s)",
+            quantile(&behind, 0.5),
+            quantile(&behind, 0.99),
+            quantile(&behind, 1.0),
+            100.0 * walsender_cpu / seconds,
+            100.0 * job_cpu / seconds,
+        )
+    }
+}
+
+/// User and system CPU seconds of process `pid` so far (NaN where /proc does not tell).
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return f64::NAN;
+    };
+    // The fields after the command's closing parenthesis; utime and stime are 14 and 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(user), Some(system)) => (user + system) / 100.0,
+        _ => f64::NAN,
+    }
 }
 
 /// The values of `name=` in the stats `lines`, in ascending order.

@@ -60,6 +60,7 @@ fn run(plan: &JobPlan) -> anyhow::Result<()> {
     let pipeline = Arc::new(Pipeline::start(
         sinks(plan)?,
         Arc::clone(&plan.job.durable),
+        Arc::clone(&plan.job.stop),
     )?);
     let observer = Arc::clone(&pipeline) as Arc<dyn Observer>;
     let summary = run_job_observed(&plan.job, &plan.workers, observer);

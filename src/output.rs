@@ -262,6 +262,9 @@ pub fn write_epoch_stats(out: &mut dyn Write, epoch: &EpochOutput) -> io::Result
         if let Some(freshness) = epoch.freshness {
             write!(out, " freshness_ms={:.3}", freshness.as_secs_f64() * 1e3)?;
         }
+        if let Some(delay) = epoch.stream_delay {
+            write!(out, " stream_delay_ms={:.3}", delay.as_secs_f64() * 1e3)?;
+        }
         // Live stats come after every other live output (see `app`), so this is how
         // fresh the result is once they all hold it: a database table, HTTP clients.
         if let Some(at) = epoch.committed_at {

@@ -440,6 +440,7 @@ mod tests {
             transactions: 0,
             freshness: None,
             committed_at: None,
+            stream_delay: None,
             rows: 1,
             changes: Vec::new(),
             rejects: Vec::new(),

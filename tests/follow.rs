@@ -11,7 +11,7 @@ use crate::eqnice;
 use crate::util::Workdir;
 
 /// Lines of a child's stream, as they come.
-fn lines_of(stream: impl std::io::Read + Send + 'static) -> Receiver<String> {
+pub(crate) fn lines_of(stream: impl std::io::Read + Send + 'static) -> Receiver<String> {
     let (send, receive) = channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines().map_while(Result::ok) {
@@ -24,7 +24,7 @@ fn lines_of(stream: impl std::io::Read + Send + 'static) -> Receiver<String> {
 }
 
 /// Waits for a line that satisfies `wanted`, returning every line read until then.
-fn wait_for(lines: &Receiver<String>, wanted: impl Fn(&str) -> bool) -> Vec<String> {
+pub(crate) fn wait_for(lines: &Receiver<String>, wanted: impl Fn(&str) -> bool) -> Vec<String> {
     let mut seen = Vec::new();
     loop {
         match lines.recv_timeout(Duration::from_secs(30)) {
@@ -41,14 +41,14 @@ fn wait_for(lines: &Receiver<String>, wanted: impl Fn(&str) -> bool) -> Vec<Stri
 }
 
 /// Writes a file as a well-behaved producer does: under a hidden name, then renamed.
-fn drop_file(work: &Workdir, name: &str, contents: &str) {
+pub(crate) fn drop_file(work: &Workdir, name: &str, contents: &str) {
     let hidden = format!("incoming/.{name}");
     work.create(&hidden, contents);
     std::fs::rename(work.path(&hidden), work.path(&format!("incoming/{name}"))).unwrap();
 }
 
 /// A work directory with one code (A, 10%), one order of it, and an empty `incoming`.
-fn one_order_and_a_directory(name: &str) -> Workdir {
+pub(crate) fn one_order_and_a_directory(name: &str) -> Workdir {
     let work = Workdir::new(name);
     work.create("codes.csv", "code,percentage\nA,10\n");
     work.create(
@@ -60,13 +60,13 @@ fn one_order_and_a_directory(name: &str) -> Workdir {
 }
 
 /// An update file that sets the one order's subtotal.
-fn upsert_order_1(subtotal: u32) -> String {
+pub(crate) fn upsert_order_1(subtotal: u32) -> String {
     format!("op,id,customer_id,item_ct,order_subtotal,discount_code\nupsert,1,1,1,{subtotal},A\n")
 }
 
 /// A followed run, killed if a test ends (or fails) before it exits: a follow run never
 /// ends by itself, and a failing test must not leave it running.
-struct Running(Child);
+pub(crate) struct Running(Child);
 
 impl std::ops::Deref for Running {
     type Target = Child;
@@ -92,7 +92,10 @@ impl Drop for Running {
 
 /// Starts `discounting run` on codes.csv and orders.csv following `incoming`, with
 /// `extra` arguments; returns the child and its stdout and stderr lines.
-fn follow(work: &Workdir, extra: &[&str]) -> (Running, Receiver<String>, Receiver<String>) {
+pub(crate) fn follow(
+    work: &Workdir,
+    extra: &[&str],
+) -> (Running, Receiver<String>, Receiver<String>) {
     let mut args = vec![
         "run",
         "--codes",

@@ -5,11 +5,12 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
+use crate::follow::{drop_file, follow, one_order_and_a_directory, upsert_order_1, wait_for};
 use crate::pg_server::{PgClient, PgServer};
 use crate::postgres::{
     csv_table, database_table, random_transaction, server_with_tables, LiveJob, Table,
@@ -84,8 +85,6 @@ fn the_table_is_the_result_of_a_file_run_and_a_rerun_writes_nothing_twice() {
     );
 }
 
-/// A reader in a loop never sees half an epoch: each of its snapshots is exactly the
-/// job's result at the epoch its progress row names.
 /// A progress table of an earlier build (the position as pg_lsn) is taken over: its
 /// column becomes text, and a file run writes its row.
 #[test]
@@ -121,6 +120,56 @@ fn an_earlier_progress_table_is_upgraded() {
     );
 }
 
+/// Another writer of the same table is found out: once the progress row no longer holds
+/// the epoch this run wrote last, the next epoch is not written and the run ends with
+/// one line.
+#[test]
+fn a_progress_row_moved_by_another_writer_ends_the_run() {
+    let server = PgServer::start();
+    let url = server.url("postgres");
+    let work = one_order_and_a_directory("sink-fenced");
+    let (mut job, stdout, stderr) = follow(&work, &["--format", "csv", "--sink-postgres", &url]);
+    // The tables are made before the first epoch is printed.
+    wait_for(&stdout, |_| true);
+    let progress = || sink_state(&server.client()).0;
+    let until = Instant::now() + Duration::from_secs(30);
+    while progress() != Some(0) {
+        assert!(Instant::now() < until, "epoch 0 never reached the table");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Epoch 1 is written over epoch 0 as usual; then someone else moves the row.
+    drop_file(&work, "u1.csv", &upsert_order_1(20));
+    while progress() != Some(1) {
+        assert!(Instant::now() < until, "epoch 1 never reached the table");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server.psql(
+        "postgres",
+        "UPDATE discounting_progress SET epoch = 7 WHERE result_table = 'discount_analysis';",
+    );
+    drop_file(&work, "u2.csv", &upsert_order_1(30));
+    let status = loop {
+        if let Some(status) = job.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < until, "the job went on writing");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(1));
+    wait_for(&stderr, |l| {
+        l.contains(
+            "cannot write epoch 2: the progress row of discount_analysis no longer holds epoch 1, \
+             which this job wrote: another job writes the same table",
+        )
+    });
+    let (progress, table, stamps) = sink_state(&server.client());
+    assert_eq!(progress, Some(7));
+    assert!(stamps.iter().all(|s| s == "1"), "{stamps:?}");
+    assert_eq!(table["10"][2], "20.00", "{table:?}");
+}
+
+/// A reader in a loop never sees half an epoch: each of its snapshots is exactly the
+/// job's result at the epoch its progress row names.
 #[test]
 fn a_reader_never_sees_half_an_epoch() {
     let server = server_with_tables();

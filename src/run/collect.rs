@@ -78,6 +78,7 @@ impl Collector {
                 .committed_at
                 .and_then(|at| std::time::SystemTime::now().duration_since(at).ok()),
             committed_at: info.committed_at,
+            stream_delay: info.stream_delay,
             rows: reports.iter().flat_map(|r| &r.shares).map(|s| s.rows).sum(),
             changes,
             rejects,

@@ -161,6 +161,8 @@ pub struct EpochOutput {
     pub freshness: Option<Duration>,
     /// When the epoch's first upstream transaction was committed, where the source tells.
     pub committed_at: Option<std::time::SystemTime>,
+    /// How long after that commit the job received it (the upstream part of freshness).
+    pub stream_delay: Option<Duration>,
     /// Rows read into changes.
     pub rows: u64,
     pub changes: Vec<ChangeRow>,

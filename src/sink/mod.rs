@@ -12,7 +12,7 @@ pub mod http;
 pub mod kafka;
 pub mod postgres;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -67,15 +67,27 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Starts the thread; it advances `durable` as every sink holds each epoch.
-    pub fn start(sinks: Vec<Box<dyn Sink>>, durable: Arc<AtomicU64>) -> anyhow::Result<Pipeline> {
+    /// Starts the thread; it advances `durable` as every sink holds each epoch, and
+    /// sets `stop` if a sink fails, so that a run waiting for its next epoch (a followed
+    /// directory, a database) ends with that sink's error instead of going on without it.
+    pub fn start(
+        sinks: Vec<Box<dyn Sink>>,
+        durable: Arc<AtomicU64>,
+        stop: Arc<AtomicBool>,
+    ) -> anyhow::Result<Pipeline> {
         let (sender, receiver) = sync_channel(QUEUE);
         let busy = Arc::new(Mutex::new(String::new()));
         let failed = Arc::new(Mutex::new(None));
         let (thread_busy, thread_failed) = (Arc::clone(&busy), Arc::clone(&failed));
         let thread = std::thread::Builder::new()
             .name("sinks".to_string())
-            .spawn(move || drain(sinks, receiver, durable, thread_busy, thread_failed))
+            .spawn(move || {
+                let drained = drain(sinks, receiver, durable, thread_busy, thread_failed);
+                if drained.is_err() {
+                    stop.store(true, Ordering::SeqCst);
+                }
+                drained
+            })
             .map_err(|e| anyhow!("cannot start the outputs' thread: {e}"))?;
         Ok(Pipeline {
             queue: Mutex::new(Some(sender)),

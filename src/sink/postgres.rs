@@ -30,14 +30,37 @@ pub struct PostgresSink {
     /// The result table, as given and quoted.
     table: String,
     quoted: String,
-    /// Whether this run has written an epoch yet (the first makes the table whole).
-    synced: bool,
+    /// What this run wrote last to the progress row (none yet: the first write makes
+    /// the table whole).
+    written: Option<Stamp>,
+}
+
+/// The epoch and source position every row and the progress row are stamped with.
+#[derive(Debug, Clone)]
+struct Stamp {
+    epoch: u64,
+    position: Option<String>,
+}
+
+impl Stamp {
+    fn position_sql(&self) -> String {
+        self.position.as_deref().map_or("NULL".to_string(), literal)
+    }
+}
+
+/// `text` as an SQL string literal.
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
 }
 
 impl PostgresSink {
     /// Connects and makes the result and progress tables if they are missing.
     pub fn connect(url: &str, table: &str) -> anyhow::Result<PostgresSink> {
         let database = Database::from_url(url).map_err(|e| anyhow!("--sink-postgres: {e}"))?;
+        // The name goes into the DO block of each epoch, quoted by these dollars.
+        if table.contains("$discounting$") {
+            bail!("--result-table {table}: a name holding $discounting$ is not supported");
+        }
         let mut client = database
             .connect()
             .map_err(|e| anyhow!("--sink-postgres: {e}"))?;
@@ -80,24 +103,78 @@ impl PostgresSink {
             database: database.describe(),
             table: table.to_string(),
             quoted,
-            synced: false,
+            written: None,
         })
     }
 
     /// Makes the table the result after the last of `epochs` (epochs that waited
-    /// together; their changes say which percentages went away) in one transaction of
-    /// two round trips: the progress row is read and locked, then the table and the
-    /// progress row are written and committed in one batch. (Each round trip waits for
-    /// the server to be scheduled, on a machine whose cores the source's writers keep
-    /// busy; a statement prepared and run apart costs two.)
+    /// together; their changes say which percentages went away) in one transaction.
+    ///
+    /// The first epoch a run writes takes two round trips: the progress row is read
+    /// and locked (an epoch it holds already is not written again), then the whole
+    /// table is made the result. Every later one is a single round trip: a DO block
+    /// that moves the progress row on from what this run wrote last, or fails if
+    /// someone else moved it, and writes the rows that changed. (On a machine whose
+    /// cores the source's writers keep busy, each round trip waits for the server to
+    /// be scheduled.)
     fn write(&mut self, epochs: &[Arc<EpochOutput>]) -> Result<(), postgres::Error> {
         let Some(epoch) = epochs.last() else {
             return Ok(());
         };
-        let table_literal = self.table.replace('\'', "''");
+        let stamp = Stamp {
+            epoch: epoch.epoch,
+            position: epoch.position.clone(),
+        };
+        let Some(last) = self.written.clone() else {
+            return self.first_write(epoch, stamp);
+        };
+        let now: BTreeSet<String> = epoch.table.iter().map(ResultRow::percentage).collect();
+        let removed: Vec<String> = epochs
+            .iter()
+            .flat_map(|epoch| &epoch.changes)
+            .map(|c| c.row.percentage())
+            .filter(|p| !now.contains(p))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let table_literal = literal(&self.table);
+        let mut body = format!(
+            "UPDATE {PROGRESS_TABLE} SET epoch = {}, source_position = {}, written_at = now() \
+             WHERE result_table = {table_literal} AND epoch = {} \
+             AND source_position IS NOT DISTINCT FROM {}; \
+             IF NOT FOUND THEN RAISE EXCEPTION '%', {}; END IF; ",
+            stamp.epoch,
+            stamp.position_sql(),
+            last.epoch,
+            last.position_sql(),
+            literal(&format!(
+                "the progress row of {} no longer holds epoch {}, which this job wrote: \
+                 another job writes the same table",
+                self.table, last.epoch
+            )),
+        );
+        if !removed.is_empty() {
+            let _ = write!(
+                body,
+                "DELETE FROM {} WHERE percentage = ANY ('{{{}}}'::numeric[]); ",
+                self.quoted,
+                removed.join(",")
+            );
+        }
+        self.upsert_rows(&mut body, &epoch.table, &stamp);
+        let sql = format!("DO $discounting$ BEGIN {body} END $discounting$");
+        self.client.batch_execute(&sql)?;
+        self.written = Some(stamp);
+        Ok(())
+    }
+
+    /// The first epoch of this run: read and lock the progress row; unless it holds
+    /// this epoch already, whatever the table held becomes the result.
+    fn first_write(&mut self, epoch: &EpochOutput, stamp: Stamp) -> Result<(), postgres::Error> {
+        let table_literal = literal(&self.table);
         let locked = self.client.simple_query(&format!(
             "BEGIN; SELECT epoch, source_position::text FROM {PROGRESS_TABLE} \
-             WHERE result_table = '{table_literal}' FOR UPDATE"
+             WHERE result_table = {table_literal} FOR UPDATE"
         ));
         let progress = match locked {
             Ok(messages) => messages.into_iter().find_map(|message| match message {
@@ -122,90 +199,60 @@ impl PostgresSink {
                     .map_err(|e| self.rolled_back(e));
             }
         }
-        let mut sql = String::new();
-        let stamp = |sql: &mut String| {
-            let _ = write!(
-                sql,
-                "{}, {}",
-                epoch.epoch,
-                epoch
-                    .position
-                    .as_deref()
-                    .map_or("NULL".to_string(), |p| format!(
-                        "'{}'",
-                        p.replace('\'', "''")
-                    ))
-            );
-        };
-        let removed: BTreeSet<String> = if self.synced {
-            let now: BTreeSet<String> = epoch.table.iter().map(ResultRow::percentage).collect();
-            epochs
-                .iter()
-                .flat_map(|epoch| &epoch.changes)
-                .map(|c| c.row.percentage())
-                .filter(|p| !now.contains(p))
-                .collect()
-        } else {
-            BTreeSet::new()
-        };
-        if !self.synced {
-            // The first epoch of this run: whatever the table held, it becomes the result.
-            let keep: Vec<String> = epoch.table.iter().map(ResultRow::percentage).collect();
-            let _ = write!(
-                sql,
-                "DELETE FROM {} WHERE percentage <> ALL ('{{{}}}'::numeric[]);",
-                self.quoted,
-                keep.join(",")
-            );
-        } else if !removed.is_empty() {
-            let gone: Vec<String> = removed.into_iter().collect();
-            let _ = write!(
-                sql,
-                "DELETE FROM {} WHERE percentage = ANY ('{{{}}}'::numeric[]);",
-                self.quoted,
-                gone.join(",")
-            );
-        }
-        if !epoch.table.is_empty() {
-            let _ = write!(
-                sql,
-                "INSERT INTO {} ({}, epoch, source_position) VALUES ",
-                self.quoted,
-                COLUMNS.join(", ")
-            );
-            for (i, row) in epoch.table.iter().enumerate() {
-                sql.push_str(if i == 0 { "(" } else { ", (" });
-                sql.push_str(&row.values().join(", "));
-                sql.push_str(", ");
-                stamp(&mut sql);
-                sql.push(')');
-            }
-            let updates: Vec<String> = COLUMNS[1..]
-                .iter()
-                .chain(["epoch", "source_position"].iter())
-                .map(|c| format!("{c} = EXCLUDED.{c}"))
-                .collect();
-            let _ = write!(
-                sql,
-                " ON CONFLICT (percentage) DO UPDATE SET {};",
-                updates.join(", ")
-            );
-        }
+        let keep: Vec<String> = epoch.table.iter().map(ResultRow::percentage).collect();
+        let mut sql = format!(
+            "DELETE FROM {} WHERE percentage <> ALL ('{{{}}}'::numeric[]); ",
+            self.quoted,
+            keep.join(",")
+        );
+        self.upsert_rows(&mut sql, &epoch.table, &stamp);
         let _ = write!(
             sql,
-            "INSERT INTO {PROGRESS_TABLE} VALUES ('{table_literal}', "
-        );
-        stamp(&mut sql);
-        sql.push_str(
-            ", now()) ON CONFLICT (result_table) DO UPDATE SET epoch = EXCLUDED.epoch, \
+            "INSERT INTO {PROGRESS_TABLE} VALUES ({table_literal}, {}, {}, now()) \
+             ON CONFLICT (result_table) DO UPDATE SET epoch = EXCLUDED.epoch, \
              source_position = EXCLUDED.source_position, written_at = EXCLUDED.written_at; \
              COMMIT;",
+            stamp.epoch,
+            stamp.position_sql(),
         );
         self.client
             .batch_execute(&sql)
             .map_err(|e| self.rolled_back(e))?;
-        self.synced = true;
+        self.written = Some(stamp);
         Ok(())
+    }
+
+    /// Appends the statement that writes `rows`, each stamped, over the rows held.
+    fn upsert_rows(&self, sql: &mut String, rows: &[ResultRow], stamp: &Stamp) {
+        if rows.is_empty() {
+            return;
+        }
+        let _ = write!(
+            sql,
+            "INSERT INTO {} ({}, epoch, source_position) VALUES ",
+            self.quoted,
+            COLUMNS.join(", ")
+        );
+        for (i, row) in rows.iter().enumerate() {
+            let _ = write!(
+                sql,
+                "{}({}, {}, {})",
+                if i == 0 { "" } else { ", " },
+                row.values().join(", "),
+                stamp.epoch,
+                stamp.position_sql()
+            );
+        }
+        let updates: Vec<String> = COLUMNS[1..]
+            .iter()
+            .chain(["epoch", "source_position"].iter())
+            .map(|c| format!("{c} = EXCLUDED.{c}"))
+            .collect();
+        let _ = write!(
+            sql,
+            " ON CONFLICT (percentage) DO UPDATE SET {}; ",
+            updates.join(", ")
+        );
     }
 
     /// `error` ended the transaction's work: rolled back (if the connection still

@@ -29,6 +29,9 @@ pub struct EpochInfo {
     pub transactions: u64,
     /// When the epoch's first upstream transaction committed, where the source knows.
     pub committed_at: Option<std::time::SystemTime>,
+    /// How long after that commit the job received it, where the source tells: the part
+    /// of the freshness spent upstream (in the server and on the wire), not in the job.
+    pub stream_delay: Option<std::time::Duration>,
 }
 
 /// A source of epochs. Every worker has its own instance; only worker 0's `next_epoch`

@@ -467,6 +467,7 @@ impl EpochSource for KafkaSource {
             position: Some(epoch.position.clone()),
             transactions: 0,
             committed_at: self.produced_at,
+            stream_delay: None,
         }
     }
 }

@@ -230,6 +230,7 @@ impl EpochSource for PostgresSource {
                 position: Some(Lsn::from_u64(*lsn).to_string()),
                 transactions: 0,
                 committed_at: None,
+                stream_delay: None,
             },
             PgEpoch::Changes {
                 end_lsn,
@@ -240,6 +241,10 @@ impl EpochSource for PostgresSource {
                 position: Some(Lsn::from_u64(*end_lsn).to_string()),
                 transactions: *transactions,
                 committed_at: self.pending.iter().map(|t| t.committed_at).min(),
+                stream_delay: self
+                    .pending
+                    .first()
+                    .and_then(|t| t.received_at.duration_since(t.committed_at).ok()),
             },
         }
     }

@@ -42,6 +42,8 @@ pub struct Transaction {
     pub end_lsn: u64,
     /// When it committed, by the server's clock.
     pub committed_at: std::time::SystemTime,
+    /// When its commit reached the job.
+    pub received_at: std::time::SystemTime,
     pub changes: Vec<RowChange>,
 }
 
@@ -213,6 +215,7 @@ impl Stream {
                     self.open = Some(Transaction {
                         end_lsn: 0,
                         committed_at: unix_time(commit_time_micros),
+                        received_at: std::time::UNIX_EPOCH,
                         changes: Vec::new(),
                     });
                 }
@@ -226,6 +229,7 @@ impl Stream {
                         return Err("the stream sent a commit without a begin".to_string());
                     };
                     transaction.end_lsn = end_lsn.as_u64();
+                    transaction.received_at = std::time::SystemTime::now();
                     // Sent again by a resumed stream: applied already.
                     if transaction.end_lsn <= self.acknowledged {
                         continue;
