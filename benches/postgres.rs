@@ -16,9 +16,11 @@
 //! from each epoch's first commit (the server's commit time) to the epoch's completion;
 //! outputs freshness to the moment every output holds it (with `--sink-postgres`, the
 //! table's commit); the stream's delay is the part before the commit reached the job.
+//! The same writer runs first beside the server's own consumer, `pg_recvlogical` to
+//! /dev/null, to show what the server delivers when consuming costs nothing.
 //! Beside the writer, the server's `pg_stat_replication` is read every 50 ms: how far the
-//! walsender's sent position is behind the WAL, and the CPU the walsender and the job
-//! used (from /proc).
+//! walsender's sent position is behind the WAL, and the CPU the walsender and the
+//! consumer used (from /proc).
 
 // The tests' throwaway server; some of its helpers are for the tests only.
 #[allow(dead_code)]
@@ -61,6 +63,7 @@ fn main() {
             copy / epoch0
         );
     }
+    reference_consumer(&server, orders, seconds, clients);
     for workers in ["1", "2"] {
         writer(&server, workers, &[], orders, seconds, clients);
     }
@@ -188,6 +191,144 @@ fn snapshot_seconds(server: &PgServer, workers: &str) -> f64 {
     seconds
 }
 
+/// The writer: `clients` pgbench clients committing small transactions for `seconds`
+/// (paced by `DISCOUNTING_BENCH_RATE` where set); `run` waits for them and returns the
+/// commits per second they reached.
+struct Pgbench {
+    dir: std::path::PathBuf,
+    command: Command,
+}
+
+impl Pgbench {
+    fn new(server: &PgServer, orders: u64, seconds: u64, clients: u64) -> Pgbench {
+        let dir = std::env::temp_dir()
+            .join(format!("discounting-bench-pgbench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let update = dir.join("update.sql");
+        // Each block is five changes to orders spread over the table; a transaction holds
+        // `DISCOUNTING_BENCH_BLOCKS` of them (default 1).
+        let blocks: String = (0..env_or("DISCOUNTING_BENCH_BLOCKS", 1))
+            .map(|b| {
+                let id = format!("((:id + {b} * 104729) % {orders} + 1)");
+                format!(
+                    "UPDATE orders SET order_subtotal = order_subtotal + 0.01, discount_code = 'C' || :code WHERE id = {id};\n\
+                     UPDATE orders SET item_ct = item_ct + 1 WHERE id = {id} % {orders} + 1;\n\
+                     UPDATE orders SET order_subtotal = order_subtotal + 0.02 WHERE id = ({id} * 7) % {orders} + 1;\n\
+                     DELETE FROM orders WHERE id = ({id} * 13) % {orders} + 1;\n\
+                     INSERT INTO orders VALUES (({id} * 13) % {orders} + 1, now(), :id % 1000, 2, 19.99, 'C' || :code)\n\
+                       ON CONFLICT (id) DO UPDATE SET item_ct = 3;\n"
+                )
+            })
+            .collect();
+        std::fs::write(
+            &update,
+            format!(
+                "\\set id random(1, {orders})\n\\set code random(1, 1100)\nBEGIN;\n{blocks}COMMIT;\n"
+            ),
+        )
+        .unwrap();
+        let correct = dir.join("correct.sql");
+        std::fs::write(
+            &correct,
+            "\\set code random(1, 1000)\n\\set p random(5, 50)\nUPDATE discount_codes SET percentage = :p WHERE code = 'C' || :code;\n",
+        )
+        .unwrap();
+        // Changes per transaction, on average: 9 in 10 change 5 per block, 1 in 10 one.
+        let per_transaction = 0.9 * 5.0 * env_or("DISCOUNTING_BENCH_BLOCKS", 1) as f64 + 0.1;
+        let rate: Vec<String> = match env_or("DISCOUNTING_BENCH_RATE", 0) {
+            0 => Vec::new(),
+            changes => vec![format!(
+                "--rate={:.0}",
+                (changes as f64 / per_transaction).max(1.0)
+            )],
+        };
+        let mut command = Command::new(bindir().join("pgbench"));
+        command
+            .args(&rate)
+            .args([
+                "-n",
+                "--max-tries=100",
+                "-c",
+                &clients.to_string(),
+                "-T",
+                &seconds.to_string(),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &server.port.to_string(),
+                "-U",
+                "postgres",
+            ])
+            .arg("-f")
+            .arg(format!("{}@9", update.display()))
+            .arg("-f")
+            .arg(format!("{}@1", correct.display()))
+            .arg("postgres")
+            .env("PGPASSWORD", pg_server::PASSWORD);
+        Pgbench { dir, command }
+    }
+
+    fn run(mut self) -> f64 {
+        let output = self.command.output().unwrap();
+        let _ = std::fs::remove_dir_all(&self.dir);
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .find(|l| l.starts_with("tps"))
+            .and_then(|l| l.split_whitespace().nth(2))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    }
+}
+
+/// Where the server's programs are (`pg_config --bindir`).
+fn bindir() -> std::path::PathBuf {
+    let out = Command::new("pg_config").arg("--bindir").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().into()
+}
+
+/// The server's own consumer of a slot, `pg_recvlogical` (pgoutput, to /dev/null),
+/// beside the same writer: how far behind the walsender falls when the consumer costs
+/// nothing, the limit for the job's stream.
+fn reference_consumer(server: &PgServer, orders: u64, seconds: u64, clients: u64) {
+    server.psql(
+        "postgres",
+        "CREATE PUBLICATION bench_reference FOR TABLE orders, discount_codes;",
+    );
+    let recvlogical = |args: &[&str]| {
+        let mut command = Command::new(bindir().join("pg_recvlogical"));
+        command
+            .args(["-h", "127.0.0.1", "-p", &server.port.to_string()])
+            .args(["-U", "postgres", "-d", "postgres", "--slot", "bench_reference"])
+            .args(args)
+            .env("PGPASSWORD", pg_server::PASSWORD);
+        command
+    };
+    let created = recvlogical(&["--create-slot", "-P", "pgoutput"]).status().unwrap();
+    assert!(created.success());
+    let mut consumer = recvlogical(&[
+        "--start",
+        "-o",
+        "proto_version=1",
+        "-o",
+        "publication_names=bench_reference",
+        "-f",
+        "/dev/null",
+    ])
+    .spawn()
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let sampler = Sampler::start(server, "pg_recvlogical", consumer.id());
+    let tps = Pgbench::new(server, orders, seconds, clients).run();
+    let sampled = sampler.stop();
+    consumer.kill().unwrap();
+    consumer.wait().unwrap();
+    server.psql(
+        "postgres",
+        "SELECT pg_drop_replication_slot('bench_reference'); DROP PUBLICATION bench_reference;",
+    );
+    println!("postgres.pg_recvlogical.writer_commits_per_sec={tps:.0}\n  {sampled}");
+}
+
 /// `clients` pgbench clients commit small transactions for `seconds`; the job follows.
 fn writer(
     server: &PgServer,
@@ -197,38 +338,7 @@ fn writer(
     seconds: u64,
     clients: u64,
 ) {
-    let dir =
-        std::env::temp_dir().join(format!("discounting-bench-pgbench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let update = dir.join("update.sql");
-    // Each block is five changes to orders spread over the table; a transaction holds
-    // `DISCOUNTING_BENCH_BLOCKS` of them (default 1).
-    let blocks: String = (0..env_or("DISCOUNTING_BENCH_BLOCKS", 1))
-        .map(|b| {
-            let id = format!("((:id + {b} * 104729) % {orders} + 1)");
-            format!(
-                "UPDATE orders SET order_subtotal = order_subtotal + 0.01, discount_code = 'C' || :code WHERE id = {id};\n\
-                 UPDATE orders SET item_ct = item_ct + 1 WHERE id = {id} % {orders} + 1;\n\
-                 UPDATE orders SET order_subtotal = order_subtotal + 0.02 WHERE id = ({id} * 7) % {orders} + 1;\n\
-                 DELETE FROM orders WHERE id = ({id} * 13) % {orders} + 1;\n\
-                 INSERT INTO orders VALUES (({id} * 13) % {orders} + 1, now(), :id % 1000, 2, 19.99, 'C' || :code)\n\
-                   ON CONFLICT (id) DO UPDATE SET item_ct = 3;\n"
-            )
-        })
-        .collect();
-    std::fs::write(
-        &update,
-        format!(
-            "\\set id random(1, {orders})\n\\set code random(1, 1100)\nBEGIN;\n{blocks}COMMIT;\n"
-        ),
-    )
-    .unwrap();
-    let correct = dir.join("correct.sql");
-    std::fs::write(
-        &correct,
-        "\\set code random(1, 1000)\n\\set p random(5, 50)\nUPDATE discount_codes SET percentage = :p WHERE code = 'C' || :code;\n",
-    )
-    .unwrap();
+    let pgbench = Pgbench::new(server, orders, seconds, clients);
     let job = Job::start(server, workers, extra);
     job.wait_for_epoch_0();
     let lag = || {
@@ -241,51 +351,8 @@ fn writer(
             .parse::<i64>()
             .unwrap_or(-1)
     };
-    let pgbench = std::path::Path::new(
-        String::from_utf8_lossy(
-            &Command::new("pg_config")
-                .arg("--bindir")
-                .output()
-                .unwrap()
-                .stdout,
-        )
-        .trim(),
-    )
-    .join("pgbench");
-    // Changes per transaction, on average: 9 in 10 change 5 per block, 1 in 10 one.
-    let per_transaction = 0.9 * 5.0 * env_or("DISCOUNTING_BENCH_BLOCKS", 1) as f64 + 0.1;
-    let rate: Vec<String> = match env_or("DISCOUNTING_BENCH_RATE", 0) {
-        0 => Vec::new(),
-        changes => vec![format!(
-            "--rate={:.0}",
-            (changes as f64 / per_transaction).max(1.0)
-        )],
-    };
-    let sampler = Sampler::start(server, job.child.id());
-    let output = Command::new(pgbench)
-        .args(&rate)
-        .args([
-            "-n",
-            "--max-tries=100",
-            "-c",
-            &clients.to_string(),
-            "-T",
-            &seconds.to_string(),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &server.port.to_string(),
-            "-U",
-            "postgres",
-        ])
-        .arg("-f")
-        .arg(format!("{}@9", update.display()))
-        .arg("-f")
-        .arg(format!("{}@1", correct.display()))
-        .arg("postgres")
-        .env("PGPASSWORD", pg_server::PASSWORD)
-        .output()
-        .unwrap();
+    let sampler = Sampler::start(server, "discounting", job.child.id());
+    let tps = pgbench.run();
     let lag_at_end = lag();
     let sampled = sampler.stop();
     let stopped = Instant::now();
@@ -308,13 +375,6 @@ fn writer(
         );
         std::fs::write(std::path::Path::new(&keep).join(name), stats.join("\n")).unwrap();
     }
-    let report = String::from_utf8_lossy(&output.stdout);
-    let tps = report
-        .lines()
-        .find(|l| l.starts_with("tps"))
-        .and_then(|l| l.split_whitespace().nth(2))
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0);
     let epochs: Vec<&String> = stats
         .iter()
         .filter(|l| l.starts_with("stats: epoch=") && !l.starts_with("stats: epoch=0 "))
@@ -354,7 +414,6 @@ fn writer(
         resident(epochs.last()),
     );
     println!("  {sampled}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The walsender's sent positions behind the WAL (bytes, ascending) and, once seen, its
@@ -371,7 +430,8 @@ struct Sampler {
 }
 
 impl Sampler {
-    fn start(server: &PgServer, job: u32) -> Sampler {
+    /// Samples the walsender of the consumer named `application`, and process `job`'s CPU.
+    fn start(server: &PgServer, application: &'static str, job: u32) -> Sampler {
         let url = server.url("postgres");
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stopping = Arc::clone(&stop);
@@ -382,8 +442,8 @@ impl Sampler {
                 let rows = client
                     .query(
                         "SELECT pid, (pg_current_wal_lsn() - sent_lsn)::float8 FROM pg_stat_replication \
-                         WHERE application_name = 'discounting'",
-                        &[],
+                         WHERE application_name = $1",
+                        &[&application],
                     )
                     .unwrap();
                 if let Some(row) = rows.first() {
@@ -412,7 +472,7 @@ impl Sampler {
         let (behind, walsender) = self.thread.join().unwrap();
         let walsender_cpu = walsender.map_or(f64::NAN, |(pid, first)| cpu_seconds(pid) - first);
         format!(
-            "walsender_behind_bytes_p50={:.0} p99={:.0} max={:.0} walsender_cpu={:.0}% job_cpu={:.0}% (of one core, over {seconds:.0} s)",
+            "walsender_behind_bytes_p50={:.0} p99={:.0} max={:.0} walsender_cpu={:.0}% consumer_cpu={:.0}% (of one core, over {seconds:.0} s)",
             quantile(&behind, 0.5),
             quantile(&behind, 0.99),
             quantile(&behind, 1.0),
