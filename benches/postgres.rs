@@ -201,8 +201,8 @@ struct Pgbench {
 
 impl Pgbench {
     fn new(server: &PgServer, orders: u64, seconds: u64, clients: u64) -> Pgbench {
-        let dir = std::env::temp_dir()
-            .join(format!("discounting-bench-pgbench-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("discounting-bench-pgbench-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let update = dir.join("update.sql");
         // Each block is five changes to orders spread over the table; a transaction holds
@@ -298,12 +298,21 @@ fn reference_consumer(server: &PgServer, orders: u64, seconds: u64, clients: u64
         let mut command = Command::new(bindir().join("pg_recvlogical"));
         command
             .args(["-h", "127.0.0.1", "-p", &server.port.to_string()])
-            .args(["-U", "postgres", "-d", "postgres", "--slot", "bench_reference"])
+            .args([
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "--slot",
+                "bench_reference",
+            ])
             .args(args)
             .env("PGPASSWORD", pg_server::PASSWORD);
         command
     };
-    let created = recvlogical(&["--create-slot", "-P", "pgoutput"]).status().unwrap();
+    let created = recvlogical(&["--create-slot", "-P", "pgoutput"])
+        .status()
+        .unwrap();
     assert!(created.success());
     let mut consumer = recvlogical(&[
         "--start",
