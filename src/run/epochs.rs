@@ -5,7 +5,9 @@
 //! 2. each worker reads its share (sent into the dataflow as it is read for a large
 //!    snapshot, otherwise held);
 //! 3. agree: one round tells every worker whether all shares were read without error,
-//!    so that an epoch is applied by all workers or by none;
+//!    so that an epoch is applied by all workers or by none. An epoch the leader alone
+//!    reads (a database's transaction, a Kafka poll) is read before step 1, whose round
+//!    then carries the verdict: such an epoch has one round, not two;
 //! 4. advance the inputs and step until the probe says the epoch is complete;
 //! 5. collect: worker 0 reads the epoch's result changes, tells the observer, and then
 //!    the source that the epoch is done (a database is acknowledged only then).
@@ -21,7 +23,7 @@ use super::progress::Progress;
 use super::{AgreedArgument, Job, JobSummary, Observer, RunError, WorkerReport};
 use crate::control::{AllGather, PeerLost};
 use crate::dataflow::{self, Inputs, Outputs};
-use crate::input::{InputError, Share};
+use crate::input::{BadRows, InputError, Share, ShareReport};
 use crate::model::{Change, Epoch, Position};
 use crate::source::{Control, EpochSource, WithSource};
 
@@ -35,7 +37,12 @@ const PARK: std::time::Duration = std::time::Duration::from_millis(1);
 /// The leader's word on what comes next.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 enum Next<E> {
-    Epoch(E),
+    /// The next epoch; `read` when the leader read it alone before announcing it, with
+    /// the error it met if any (so that the epoch needs no round of its own to agree).
+    Epoch {
+        descriptor: E,
+        read: Option<Result<(), (usize, InputError)>>,
+    },
     End,
     /// The source failed (a lost database connection, say): every worker stops.
     Failed(String),
@@ -90,18 +97,29 @@ impl WithSource for EpochLoop<'_> {
                 stop: &job.stop,
                 durable: &job.durable,
             };
+            let mut read_first = None;
             let proposal = leader.then(|| match source.next_epoch(&control) {
-                Ok(Some(descriptor)) => Next::Epoch(descriptor),
+                Ok(Some(descriptor)) => {
+                    let read = source.read_by_leader_alone(&descriptor).then(|| {
+                        let first = ReadFirst::of(&mut source, &descriptor, job.bad_rows);
+                        let verdict = first.report.error.clone().map_or(Ok(()), Err);
+                        read_first = Some(first);
+                        verdict
+                    });
+                    Next::Epoch { descriptor, read }
+                }
                 Ok(None) => Next::End,
                 Err(reason) => Next::Failed(reason),
             });
             let decided = next.round(worker, proposal).map_err(peer_lost)?;
-            let descriptor = match decided.into_iter().next().flatten() {
-                Some(Next::Epoch(descriptor)) => descriptor,
+            let (descriptor, read) = match decided.into_iter().next().flatten() {
+                Some(Next::Epoch { descriptor, read }) => (descriptor, read),
                 Some(Next::Failed(reason)) => return Err(RunError::Failed(reason)),
                 Some(Next::End) | None => break,
             };
-            match state.epoch(worker, job, &mut source, epoch, &descriptor, observer) {
+            let read =
+                read.map(|verdict| read_first.unwrap_or_else(|| ReadFirst::elsewhere(verdict)));
+            match state.epoch(worker, job, &mut source, epoch, &descriptor, read, observer) {
                 Ok(()) => epoch += 1,
                 Err(RunError::Input(error)) if source.skips_bad_epochs(&descriptor) => {
                     if leader {
@@ -134,7 +152,9 @@ struct WorkerState<Summary: timely::ExchangeData + Clone> {
 
 impl<Summary: timely::ExchangeData + Clone> WorkerState<Summary> {
     /// Reads this worker's share of the epoch, agrees with the others that all were
-    /// read without error, applies the epoch and (worker 0) gathers its results.
+    /// read without error, applies the epoch and (worker 0) gathers its results. An
+    /// epoch the leader read alone before announcing it (`read`) skips both steps.
+    #[allow(clippy::too_many_arguments)]
     fn epoch<S: EpochSource<Summary = Summary>>(
         &mut self,
         worker: &mut Worker,
@@ -142,53 +162,18 @@ impl<Summary: timely::ExchangeData + Clone> WorkerState<Summary> {
         source: &mut S,
         epoch: Epoch,
         descriptor: &S::Epoch,
+        read: Option<ReadFirst>,
         observer: &dyn Observer,
     ) -> Result<(), RunError> {
-        let started = Instant::now();
-        let leader = self.share.index == 0;
         let info = source.info(descriptor);
-        let summaries = if source.exchanges_summaries(descriptor, self.share.peers) {
-            let mine = source.summarize(descriptor, self.share);
-            Some(self.summaries.round(worker, mine).map_err(peer_lost)?)
-        } else {
-            None
+        let (started, reports, held) = match read {
+            Some(first) => {
+                let mut reports = vec![WorkerReport::default(); self.share.peers];
+                reports[0] = first.report;
+                (first.started, reports, first.held)
+            }
+            None => self.read_and_agree(worker, job, source, descriptor, &info.inputs)?,
         };
-
-        let send_while_reading = source.send_while_reading(descriptor);
-        let mut held: Vec<(Position, Change)> = Vec::new();
-        let mut progress = Progress::new(leader && job.progress);
-        let mut sent = 0u64;
-        let inputs = &mut self.inputs;
-        let read = source.read_share(
-            descriptor,
-            self.share,
-            summaries.as_deref(),
-            job.bad_rows,
-            &mut |position, change| {
-                if send_while_reading {
-                    inputs.send(position, change);
-                    sent += 1;
-                    if sent % STEP_EVERY == 0 {
-                        worker.step();
-                        progress.show(&info.inputs, sent);
-                    }
-                } else {
-                    held.push((position, change));
-                }
-            },
-        );
-        progress.clear();
-        let report = match read {
-            Ok(shares) => WorkerReport {
-                shares,
-                ..WorkerReport::default()
-            },
-            Err(error) => WorkerReport {
-                error: Some(error),
-                ..WorkerReport::default()
-            },
-        };
-        let reports = self.agree.round(worker, report).map_err(peer_lost)?;
         if let Some(error) = first_error(&reports) {
             return Err(RunError::Input(error));
         }
@@ -216,6 +201,116 @@ impl<Summary: timely::ExchangeData + Clone> WorkerState<Summary> {
             }
         }
         Ok(())
+    }
+
+    /// Every worker reads its share (a large snapshot straight into the dataflow, else
+    /// held), then one round gathers every worker's report.
+    fn read_and_agree<S: EpochSource<Summary = Summary>>(
+        &mut self,
+        worker: &mut Worker,
+        job: &Job,
+        source: &mut S,
+        descriptor: &S::Epoch,
+        inputs_read: &[String],
+    ) -> Result<ReadAndAgreed, RunError> {
+        let started = Instant::now();
+        let leader = self.share.index == 0;
+        let summaries = if source.exchanges_summaries(descriptor, self.share.peers) {
+            let mine = source.summarize(descriptor, self.share);
+            Some(self.summaries.round(worker, mine).map_err(peer_lost)?)
+        } else {
+            None
+        };
+
+        let send_while_reading = source.send_while_reading(descriptor);
+        let mut held: Vec<(Position, Change)> = Vec::new();
+        let mut progress = Progress::new(leader && job.progress);
+        let mut sent = 0u64;
+        let inputs = &mut self.inputs;
+        let read = source.read_share(
+            descriptor,
+            self.share,
+            summaries.as_deref(),
+            job.bad_rows,
+            &mut |position, change| {
+                if send_while_reading {
+                    inputs.send(position, change);
+                    sent += 1;
+                    if sent % STEP_EVERY == 0 {
+                        worker.step();
+                        progress.show(inputs_read, sent);
+                    }
+                } else {
+                    held.push((position, change));
+                }
+            },
+        );
+        progress.clear();
+        let reports = self
+            .agree
+            .round(worker, WorkerReport::of(read))
+            .map_err(peer_lost)?;
+        Ok((started, reports, held))
+    }
+}
+
+/// When an epoch's reading started, every worker's report, and this worker's changes
+/// held until all were read.
+type ReadAndAgreed = (Instant, Vec<WorkerReport>, Vec<(Position, Change)>);
+
+/// An epoch the leader read alone before announcing it (a stream it holds, a small
+/// update file): its report and changes; the other workers know only its verdict.
+struct ReadFirst {
+    started: Instant,
+    report: WorkerReport,
+    held: Vec<(Position, Change)>,
+}
+
+impl ReadFirst {
+    /// The leader reads the whole epoch, as the only worker.
+    fn of<S: EpochSource>(source: &mut S, descriptor: &S::Epoch, bad_rows: BadRows) -> ReadFirst {
+        let started = Instant::now();
+        let mut held = Vec::new();
+        let alone = Share { index: 0, peers: 1 };
+        let read = source.read_share(
+            descriptor,
+            alone,
+            None,
+            bad_rows,
+            &mut |position, change| held.push((position, change)),
+        );
+        ReadFirst {
+            started,
+            report: WorkerReport::of(read),
+            held,
+        }
+    }
+
+    /// What a worker other than the leader knows of it.
+    fn elsewhere(verdict: Result<(), (usize, InputError)>) -> ReadFirst {
+        ReadFirst {
+            started: Instant::now(),
+            report: WorkerReport {
+                error: verdict.err(),
+                ..WorkerReport::default()
+            },
+            held: Vec::new(),
+        }
+    }
+}
+
+impl WorkerReport {
+    fn of(read: Result<Vec<ShareReport>, (usize, InputError)>) -> WorkerReport {
+        match read {
+            Ok(shares) => WorkerReport {
+                shares,
+                ..WorkerReport::default()
+            },
+            Err(error) => WorkerReport {
+                error: Some(error),
+                ..WorkerReport::default()
+            },
+        }
     }
 }
 

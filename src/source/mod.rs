@@ -68,6 +68,14 @@ pub trait EpochSource {
         sink: &mut dyn FnMut(Position, Change),
     ) -> Result<Vec<ShareReport>, (usize, InputError)>;
 
+    /// Whether the leader alone reads `epoch`, as one worker (a stream only it holds):
+    /// it does so before announcing the epoch, and the announcement carries whether the
+    /// read failed, which spares the epoch a round between the workers. Not for files:
+    /// even a small update file is read faster in shares than by one worker alone.
+    fn read_by_leader_alone(&self, _epoch: &Self::Epoch) -> bool {
+        false
+    }
+
     /// Whether changes are sent into the dataflow while they are read (large snapshots)
     /// rather than held until every worker has read its share without error.
     fn send_while_reading(&self, _epoch: &Self::Epoch) -> bool {

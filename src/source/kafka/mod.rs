@@ -450,6 +450,10 @@ impl EpochSource for KafkaSource {
         Ok(vec![report])
     }
 
+    fn read_by_leader_alone(&self, epoch: &KafkaEpoch) -> bool {
+        !epoch.snapshot
+    }
+
     fn send_while_reading(&self, epoch: &KafkaEpoch) -> bool {
         epoch.snapshot
     }

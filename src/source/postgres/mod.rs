@@ -216,6 +216,10 @@ impl EpochSource for PostgresSource {
         }
     }
 
+    fn read_by_leader_alone(&self, epoch: &PgEpoch) -> bool {
+        matches!(epoch, PgEpoch::Changes { .. })
+    }
+
     fn send_while_reading(&self, epoch: &PgEpoch) -> bool {
         matches!(epoch, PgEpoch::Snapshot { .. })
     }
