@@ -568,7 +568,7 @@ mod tests {
             ),
             (
                 "{\"code\":\"A\",\"percentage\":1e2}",
-                "1: column percentage: '1e+2' is not a decimal",
+                "1: column percentage: '1e2' is not a decimal",
             ),
             (
                 "{\"op\":\"upsert\",\"code\":\"A\",\"percentage\":5}",
