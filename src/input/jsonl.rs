@@ -125,22 +125,30 @@ fn columns_of<'k>(
     keys: impl Iterator<Item = &'k str> + Clone,
 ) -> Result<[Option<usize>; COLUMN_COUNT], CellError> {
     let mut columns = [None; COLUMN_COUNT];
-    // An object has a few keys: comparing each with those before it is cheaper than
-    // a set of lower-cased copies, on every line.
+    let duplicate = |key: &str| CellError {
+        column: None,
+        reason: format!("duplicate column {}", quoted(&key.to_ascii_lowercase())),
+    };
+    // Two keys that are the same but for case are the same column, or both unknown: a
+    // known key is checked against its column's slot, and only an unknown one is
+    // compared with the keys before it (unknown keys are few).
     for (index, key) in keys.clone().enumerate() {
         let key = row::trim(key);
-        let repeated = keys
-            .clone()
-            .take(index)
-            .any(|earlier| row::trim(earlier).eq_ignore_ascii_case(key));
-        if repeated {
-            return Err(CellError {
-                column: None,
-                reason: format!("duplicate column {}", quoted(&key.to_ascii_lowercase())),
-            });
-        }
-        if let Some(column) = Column::from_name(key) {
-            columns[column as usize] = Some(index);
+        match Column::from_name(key) {
+            Some(column) => {
+                if columns[column as usize].replace(index).is_some() {
+                    return Err(duplicate(key));
+                }
+            }
+            None => {
+                let repeated = keys
+                    .clone()
+                    .take(index)
+                    .any(|earlier| row::trim(earlier).eq_ignore_ascii_case(key));
+                if repeated {
+                    return Err(duplicate(key));
+                }
+            }
         }
     }
     Ok(columns)

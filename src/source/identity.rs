@@ -104,7 +104,9 @@ impl Fingerprint {
 }
 
 fn hash_from(file: &mut File, limit: u64, hasher: &mut Xxh3) -> io::Result<()> {
-    let mut buffer = vec![0u8; 1 << 16];
+    // No bigger than the file: a small file does not pay for zeroing a block.
+    let size = limit.min(file.metadata()?.len()).min(1 << 16);
+    let mut buffer = vec![0u8; size as usize];
     let mut reader = file.take(limit);
     loop {
         match reader.read(&mut buffer) {
