@@ -61,6 +61,54 @@ impl Record {
     }
 }
 
+/// A csv-core reader, ready for a record in the middle of a file. Building csv-core's
+/// DFA costs some 100,000 instructions, more than a small update file's records, so each
+/// thread keeps the one it last used, reset (csv-core's `Clone` of a reader copies only
+/// part of the DFA, so readers are not copied).
+struct SpareReader(Option<csv_core::Reader>);
+
+thread_local! {
+    static SPARE: std::cell::Cell<Option<csv_core::Reader>> = const { std::cell::Cell::new(None) };
+}
+
+impl SpareReader {
+    fn take() -> SpareReader {
+        // Not `unwrap_or_default`: csv-core's `Default` reader has no DFA built.
+        #[allow(clippy::unwrap_or_default)]
+        let mut reader = SPARE.take().unwrap_or_else(csv_core::Reader::new);
+        reader.reset();
+        // csv-core takes a UTF-8 byte order mark off the first bytes it is given after a
+        // reset; here they belong to a record in the middle of a file, so it is given a
+        // line end (no record) first.
+        let (result, ..) = reader.read_record(b"\n", &mut [0], &mut [0]);
+        debug_assert_eq!(result, ReadRecordResult::InputEmpty);
+        SpareReader(Some(reader))
+    }
+}
+
+impl std::ops::Deref for SpareReader {
+    type Target = csv_core::Reader;
+    fn deref(&self) -> &csv_core::Reader {
+        self.0
+            .as_ref()
+            .expect("a spare reader is held until it is dropped")
+    }
+}
+
+impl std::ops::DerefMut for SpareReader {
+    fn deref_mut(&mut self) -> &mut csv_core::Reader {
+        self.0
+            .as_mut()
+            .expect("a spare reader is held until it is dropped")
+    }
+}
+
+impl Drop for SpareReader {
+    fn drop(&mut self) {
+        SPARE.set(self.0.take());
+    }
+}
+
 /// The records of an input, one at a time, in one reused record. The input starts at a
 /// record's first byte or at the line end before it.
 pub struct Records<R> {
@@ -70,23 +118,17 @@ pub struct Records<R> {
     offset: u64,
     /// The line just read, when it holds a quote and csv-core reads it again.
     line: Vec<u8>,
-    quoted: csv_core::Reader,
+    quoted: SpareReader,
 }
 
 impl<R: BufRead> Records<R> {
     pub fn new(input: R) -> Self {
-        let mut quoted = csv_core::Reader::new();
-        // csv-core takes a UTF-8 byte order mark off the first bytes it is ever given;
-        // here they belong to a record in the middle of a file, so it is given a line end
-        // (no record) first.
-        let (result, ..) = quoted.read_record(b"\n", &mut [0], &mut [0]);
-        debug_assert_eq!(result, ReadRecordResult::InputEmpty);
         Records {
             input,
             record: Record::default(),
             offset: 0,
             line: Vec::new(),
-            quoted,
+            quoted: SpareReader::take(),
         }
     }
 
