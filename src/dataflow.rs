@@ -26,6 +26,7 @@ use timely::dataflow::{InputHandleVec, Scope};
 use crate::model::{
     Change, Code, Epoch, Keyed, Order, OrderAmounts, OrderId, Position, Sums, Table, UpsertCounters,
 };
+use crate::percentages;
 use crate::upsert::{upsert, upsert_order_sums};
 
 /// An order counted in the result, with the percentage of its code.
@@ -122,15 +123,10 @@ pub fn build(scope: Scope<'_, Epoch>, inputs: &mut Inputs) -> Outputs {
     let sums_by_code =
         upsert_order_sums(orders, order_truncates.clone(), Rc::clone(&order_counters));
 
-    let codes_by_code = codes.arrange_by_key();
-    let sums_by_percentage = sums_by_code
-        .join_core(codes_by_code.clone(), |_code, &(), &percentage| {
-            Some(percentage)
-        })
-        .consolidate();
+    let sums_by_percentage = percentages::sums_by_percentage(sums_by_code, codes.clone());
 
     let probe = ProbeHandle::new();
-    let sums = gather_at_worker_zero(sums_by_percentage.inner, &probe);
+    let sums = gather_at_worker_zero(sums_by_percentage, &probe);
 
     // The enriched orders need whole rows: a second upsert of the orders, kept only when
     // asked for (its counts would repeat the first one's).
@@ -144,7 +140,7 @@ pub fn build(scope: Scope<'_, Epoch>, inputs: &mut Inputs) -> Outputs {
         )
         .filter(|(_, order)| !order.discount_code.is_empty())
         .map(|(id, order)| (order.discount_code.clone(), (id, order)))
-        .join_core(codes_by_code, |_code, (id, order), &percentage| {
+        .join_core(codes.arrange_by_key(), |_code, (id, order), &percentage| {
             Some((*id, order.clone(), percentage))
         });
         gather_at_worker_zero(enriched_orders.inner, &probe)

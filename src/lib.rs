@@ -32,6 +32,7 @@ pub mod memory;
 pub mod model;
 pub mod output;
 pub mod output_file;
+pub mod percentages;
 pub mod pg;
 pub mod reference;
 pub mod report;
