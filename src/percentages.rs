@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 use differential_dataflow::{Hashable, VecCollection};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::{Capability, InputCapability};
 use timely::dataflow::StreamVec;
 
 use crate::model::{Code, Epoch, Sums};
@@ -80,26 +80,16 @@ pub fn sums_by_percentage<'scope>(
             let mut codes: FastMap<Code, CodeState> = FastMap::default();
             move |(sums_in, sums_frontier), (codes_in, codes_frontier), output| {
                 sums_in.for_each(|capability, updates| {
-                    let Some(held) = capability.retain_least(0) else {
+                    let Some(waiting) = waiting_at(&mut pending, capability) else {
                         return;
                     };
-                    let waiting = pending.entry(*held.time()).or_insert_with(|| Pending {
-                        capability: held,
-                        sums: Vec::new(),
-                        percentages: Vec::new(),
-                    });
                     let arrived = updates.drain(..).map(|((code, ()), _, sums)| (code, sums));
                     waiting.sums.extend(arrived);
                 });
                 codes_in.for_each(|capability, updates| {
-                    let Some(held) = capability.retain_least(0) else {
+                    let Some(waiting) = waiting_at(&mut pending, capability) else {
                         return;
                     };
-                    let waiting = pending.entry(*held.time()).or_insert_with(|| Pending {
-                        capability: held,
-                        sums: Vec::new(),
-                        percentages: Vec::new(),
-                    });
                     let arrived = updates
                         .drain(..)
                         .map(|((code, percentage), _, count)| (code, percentage, count));
@@ -125,6 +115,19 @@ pub fn sums_by_percentage<'scope>(
             }
         },
     )
+}
+
+/// The epoch's pending changes, made on first use, for input at `capability`.
+fn waiting_at(
+    pending: &mut BTreeMap<Epoch, Pending>,
+    capability: InputCapability<Epoch>,
+) -> Option<&mut Pending> {
+    let held = capability.retain_least(0)?;
+    Some(pending.entry(*held.time()).or_insert_with(|| Pending {
+        capability: held,
+        sums: Vec::new(),
+        percentages: Vec::new(),
+    }))
 }
 
 /// Applies one epoch's changes to the codes they touch; returns the change to the sums of
