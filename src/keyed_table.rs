@@ -15,7 +15,8 @@ use std::hash::Hash;
 
 use crate::model::{Keyed, Position, UpsertCounters};
 
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+/// A hash map with a fast hasher (keys are the job's own ids and codes).
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// One epoch's changes as they arrive, in any order.
 ///

@@ -90,6 +90,13 @@ pub enum Change {
 /// Per-percentage sums carried as a difference: (orders, Σ item_ct, Σ subtotal micros).
 pub type Sums = (i128, i128, i128);
 
+/// Adds `times` × `sums` into `into`.
+pub fn add_sums(into: &mut Sums, times: i128, sums: Sums) {
+    into.0 += times * sums.0;
+    into.1 += times * sums.1;
+    into.2 += times * sums.2;
+}
+
 /// A change to a keyed table: its key, its position (the greatest wins within an epoch),
 /// and the new value, or `None` for a delete.
 pub type Keyed<K, V> = (K, Position, Option<V>);

@@ -13,7 +13,7 @@
 //! output is the bilinear join's for any input: Σ count × sums at each percentage.
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use differential_dataflow::{Hashable, VecCollection};
 use timely::dataflow::channels::pact::Exchange;
@@ -21,9 +21,8 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::{Capability, InputCapability};
 use timely::dataflow::StreamVec;
 
-use crate::model::{Code, Epoch, Sums};
-
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+use crate::keyed_table::FastMap;
+use crate::model::{add_sums, Code, Epoch, Sums};
 
 /// What one worker knows of a code.
 #[derive(Default)]
@@ -41,11 +40,11 @@ impl CodeState {
             return;
         }
         for &(percentage, count) in &self.percentages {
-            let times = sign * count;
-            let sums = by_percentage.entry(percentage).or_default();
-            sums.0 += times * self.sums.0;
-            sums.1 += times * self.sums.1;
-            sums.2 += times * self.sums.2;
+            add_sums(
+                by_percentage.entry(percentage).or_default(),
+                sign * count,
+                self.sums,
+            );
         }
     }
 
@@ -140,10 +139,7 @@ fn apply(
     // Each touched code once: its change of sums and of percentages.
     let mut touched: FastMap<Code, (Sums, Vec<(i64, i128)>)> = FastMap::default();
     for (code, delta) in sums {
-        let change = &mut touched.entry(code).or_default().0;
-        change.0 += delta.0;
-        change.1 += delta.1;
-        change.2 += delta.2;
+        add_sums(&mut touched.entry(code).or_default().0, 1, delta);
     }
     for (code, percentage, count) in percentages {
         touched.entry(code).or_default().1.push((percentage, count));
@@ -156,9 +152,7 @@ fn apply(
         };
         let state = slot.get_mut();
         state.contribute(-1, &mut by_percentage);
-        state.sums.0 += delta.0;
-        state.sums.1 += delta.1;
-        state.sums.2 += delta.2;
+        add_sums(&mut state.sums, 1, delta);
         for (percentage, count) in changed {
             match state.percentages.iter_mut().find(|(p, _)| *p == percentage) {
                 Some(held) => held.1 += count,

@@ -11,7 +11,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::decimal::{self, SCALE};
-use crate::model::Sums;
+use crate::model::{add_sums, Sums};
 use crate::model::{Epoch, MAX_PERCENTAGE_MICROS};
 
 /// Column names of the result, in the SPEC's order.
@@ -215,14 +215,11 @@ impl ResultTable {
     ) -> Result<Vec<ChangeRow>, String> {
         // The sums of each touched percentage as they were before this epoch.
         let mut touched: BTreeMap<i64, Option<Sums>> = BTreeMap::new();
-        for (p, (n, items, subtotal)) in updates {
+        for (p, sums) in updates {
             touched
                 .entry(p)
                 .or_insert_with(|| self.sums.get(&p).copied());
-            let current = self.sums.entry(p).or_insert((0, 0, 0));
-            current.0 += n;
-            current.1 += items;
-            current.2 += subtotal;
+            add_sums(self.sums.entry(p).or_insert((0, 0, 0)), 1, sums);
         }
         let mut changes = Vec::new();
         for (p, old) in touched {

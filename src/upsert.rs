@@ -15,7 +15,7 @@
 //! the operator as one record per code and worker.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::hash::Hash;
 use std::num::NonZeroU32;
 use std::rc::Rc;
@@ -27,12 +27,10 @@ use timely::dataflow::operators::vec::Broadcast;
 use timely::dataflow::operators::{Capability, InputCapability};
 use timely::dataflow::StreamVec;
 
-use crate::keyed_table::{Batch, KeyedTable};
+use crate::keyed_table::{Batch, FastMap, KeyedTable};
 use crate::model::{Code, Epoch, OrderAmounts, OrderId, Position, Sums};
 
 pub use crate::model::{Keyed, UpsertCounters};
-
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// What an upsert operator does with its changes: converts each value as it arrives (so
 /// that waiting changes take no more room than they must), then applies a completed

@@ -87,13 +87,15 @@ impl Fingerprint {
         let mut file = File::open(path)?;
         let len = file.metadata()?.len();
         let mut hasher = Xxh3::new();
+        // No bigger than the file: a small file does not pay for zeroing a block.
+        let mut buffer = vec![0u8; len.min(1 << 16) as usize];
         match extent {
-            Extent::Whole => hash_from(&mut file, u64::MAX, &mut hasher)?,
+            Extent::Whole => hash_from(&mut file, u64::MAX, &mut buffer, &mut hasher)?,
             Extent::Ends => {
-                hash_from(&mut file, ENDS, &mut hasher)?;
+                hash_from(&mut file, ENDS, &mut buffer, &mut hasher)?;
                 let tail = len.saturating_sub(ENDS).max(ENDS.min(len));
                 file.seek(SeekFrom::Start(tail))?;
-                hash_from(&mut file, ENDS, &mut hasher)?;
+                hash_from(&mut file, ENDS, &mut buffer, &mut hasher)?;
             }
         }
         Ok(Fingerprint {
@@ -103,13 +105,10 @@ impl Fingerprint {
     }
 }
 
-fn hash_from(file: &mut File, limit: u64, hasher: &mut Xxh3) -> io::Result<()> {
-    // No bigger than the file: a small file does not pay for zeroing a block.
-    let size = limit.min(file.metadata()?.len()).min(1 << 16);
-    let mut buffer = vec![0u8; size as usize];
+fn hash_from(file: &mut File, limit: u64, buffer: &mut [u8], hasher: &mut Xxh3) -> io::Result<()> {
     let mut reader = file.take(limit);
     loop {
-        match reader.read(&mut buffer) {
+        match reader.read(buffer) {
             Ok(0) => return Ok(()),
             Ok(n) => hasher.update(&buffer[..n]),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
