@@ -7,11 +7,14 @@
 //! 3. agree: one round tells every worker whether all shares were read without error,
 //!    so that an epoch is applied by all workers or by none. An epoch the leader alone
 //!    reads (a database's transaction, a Kafka poll) is read before step 1, whose round
-//!    then carries the verdict: such an epoch has one round, not two;
+//!    then carries the verdict: such an epoch has one round, not two. When the source
+//!    knows its next epoch without waiting (update files on the command line), the
+//!    leader announces it in this round, which spares the next epoch its step 1;
 //! 4. advance the inputs and step until the probe says the epoch is complete;
 //! 5. collect: worker 0 reads the epoch's result changes, tells the observer, and then
 //!    the source that the epoch is done (a database is acknowledged only then).
 
+use std::fmt::Debug;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -92,34 +95,45 @@ impl WithSource for EpochLoop<'_> {
         };
         let mut next = AllGather::<Option<Next<S::Epoch>>>::new(worker);
         let mut epoch: Epoch = 0;
+        // The next epoch when the last agreeing round announced it.
+        let mut announced: Option<Announced<S::Epoch>> = None;
         loop {
             let control = Control {
                 stop: &job.stop,
                 durable: &job.durable,
             };
-            let mut read_first = None;
-            let proposal = leader.then(|| match source.next_epoch(&control) {
-                Ok(Some(descriptor)) => {
-                    let read = source.read_by_leader_alone(&descriptor).then(|| {
-                        let first = ReadFirst::of(&mut source, &descriptor, job.bad_rows);
-                        let verdict = first.report.error.clone().map_or(Ok(()), Err);
-                        read_first = Some(first);
-                        verdict
+            // The epoch's clock starts when the leader has it, not while the source waits
+            // for it; for one announced during the last epoch, when that one is done.
+            let mut started = Instant::now();
+            let (decided, read_first) = match announced.take() {
+                Some(ahead) => ahead,
+                None => {
+                    let mut read_first = None;
+                    let proposal = leader.then(|| {
+                        propose(&mut source, &control, job, &mut read_first, &mut started)
                     });
-                    Next::Epoch { descriptor, read }
+                    let decided = next.round(worker, proposal).map_err(peer_lost)?;
+                    (decided.into_iter().next().flatten(), read_first)
                 }
-                Ok(None) => Next::End,
-                Err(reason) => Next::Failed(reason),
-            });
-            let decided = next.round(worker, proposal).map_err(peer_lost)?;
-            let (descriptor, read) = match decided.into_iter().next().flatten() {
+            };
+            let (descriptor, read) = match decided {
                 Some(Next::Epoch { descriptor, read }) => (descriptor, read),
                 Some(Next::Failed(reason)) => return Err(RunError::Failed(reason)),
                 Some(Next::End) | None => break,
             };
             let read =
                 read.map(|verdict| read_first.unwrap_or_else(|| ReadFirst::elsewhere(verdict)));
-            match state.epoch(worker, job, &mut source, epoch, &descriptor, read, observer) {
+            let applied = state.epoch(
+                worker,
+                job,
+                &mut source,
+                (epoch, started),
+                &descriptor,
+                read,
+                observer,
+                &mut announced,
+            );
+            match applied {
                 Ok(()) => epoch += 1,
                 Err(RunError::Input(error)) if source.skips_bad_epochs(&descriptor) => {
                     if leader {
@@ -135,44 +149,87 @@ impl WithSource for EpochLoop<'_> {
             orders: *state.outputs.order_counters.borrow(),
             ..WorkerReport::default()
         };
-        let reports = state.agree.round(worker, counts).map_err(peer_lost)?;
+        let reports = state
+            .agree
+            .round(worker, (counts, None))
+            .map_err(peer_lost)?;
+        let reports: Vec<WorkerReport> = reports.into_iter().map(|(report, _)| report).collect();
         state.collector.map(|c| c.finish(&reports)).transpose()
     }
 }
 
+/// The leader's proposal of the next epoch, and when the source gave it (`given`); an
+/// epoch it reads alone is read here, into `read_first`.
+fn propose<S: EpochSource>(
+    source: &mut S,
+    control: &Control,
+    job: &Job,
+    read_first: &mut Option<ReadFirst>,
+    given: &mut Instant,
+) -> Next<S::Epoch> {
+    let next = source.next_epoch(control);
+    *given = Instant::now();
+    match next {
+        Ok(Some(descriptor)) => {
+            let read = source.read_by_leader_alone(&descriptor).then(|| {
+                let first = ReadFirst::of(source, &descriptor, job.bad_rows);
+                let verdict = first.report.error.clone().map_or(Ok(()), Err);
+                *read_first = Some(first);
+                verdict
+            });
+            Next::Epoch { descriptor, read }
+        }
+        Ok(None) => Next::End,
+        Err(reason) => Next::Failed(reason),
+    }
+}
+
+/// The next epoch as an agreeing round announced it (every worker's copy of the
+/// leader's word), and, at the leader, what it read of it alone.
+type Announced<E> = (Option<Next<E>>, Option<ReadFirst>);
+
 /// One worker's dataflow handles and what it keeps between epochs.
-struct WorkerState<Summary: timely::ExchangeData + Clone> {
+struct WorkerState<Summary: timely::ExchangeData + Clone, E: timely::ExchangeData + Clone> {
     share: Share,
     inputs: Inputs,
     outputs: Outputs,
-    agree: AllGather<WorkerReport>,
+    /// Each worker's report, and from the leader the next epoch when it is announced.
+    agree: AllGather<(WorkerReport, Option<Next<E>>)>,
     summaries: AllGather<Option<Summary>>,
     collector: Option<Collector>,
 }
 
-impl<Summary: timely::ExchangeData + Clone> WorkerState<Summary> {
+impl<Summary: timely::ExchangeData + Clone, E: timely::ExchangeData + Clone + Debug>
+    WorkerState<Summary, E>
+{
     /// Reads this worker's share of the epoch, agrees with the others that all were
     /// read without error, applies the epoch and (worker 0) gathers its results. An
     /// epoch the leader read alone before announcing it (`read`) skips both steps.
     #[allow(clippy::too_many_arguments)]
-    fn epoch<S: EpochSource<Summary = Summary>>(
+    fn epoch<S: EpochSource<Summary = Summary, Epoch = E>>(
         &mut self,
         worker: &mut Worker,
         job: &Job,
         source: &mut S,
-        epoch: Epoch,
+        (epoch, started): (Epoch, Instant),
         descriptor: &S::Epoch,
         read: Option<ReadFirst>,
         observer: &dyn Observer,
+        announced: &mut Option<Announced<E>>,
     ) -> Result<(), RunError> {
         let info = source.info(descriptor);
-        let (started, reports, held) = match read {
+        let (reports, held) = match read {
             Some(first) => {
                 let mut reports = vec![WorkerReport::default(); self.share.peers];
                 reports[0] = first.report;
-                (first.started, reports, first.held)
+                (reports, first.held)
             }
-            None => self.read_and_agree(worker, job, source, descriptor, &info.inputs)?,
+            None => {
+                let (reports, held, ahead) =
+                    self.read_and_agree(worker, job, source, descriptor, &info.inputs)?;
+                *announced = ahead;
+                (reports, held)
+            }
         };
         if let Some(error) = first_error(&reports) {
             return Err(RunError::Input(error));
@@ -204,16 +261,16 @@ impl<Summary: timely::ExchangeData + Clone> WorkerState<Summary> {
     }
 
     /// Every worker reads its share (a large snapshot straight into the dataflow, else
-    /// held), then one round gathers every worker's report.
-    fn read_and_agree<S: EpochSource<Summary = Summary>>(
+    /// held), then one round gathers every worker's report, and the next epoch if the
+    /// leader knows it without waiting.
+    fn read_and_agree<S: EpochSource<Summary = Summary, Epoch = E>>(
         &mut self,
         worker: &mut Worker,
         job: &Job,
         source: &mut S,
         descriptor: &S::Epoch,
         inputs_read: &[String],
-    ) -> Result<ReadAndAgreed, RunError> {
-        let started = Instant::now();
+    ) -> Result<ReadAndAgreed<E>, RunError> {
         let leader = self.share.index == 0;
         let summaries = if source.exchanges_summaries(descriptor, self.share.peers) {
             let mine = source.summarize(descriptor, self.share);
@@ -246,22 +303,40 @@ impl<Summary: timely::ExchangeData + Clone> WorkerState<Summary> {
             },
         );
         progress.clear();
-        let reports = self
+        // Asked only now, after this epoch's files were read: the next one is looked at
+        // when the leader comes to it, as without announcing.
+        let mut read_first = None;
+        let ahead = (leader && source.next_is_ready()).then(|| {
+            let control = Control {
+                stop: &job.stop,
+                durable: &job.durable,
+            };
+            propose(source, &control, job, &mut read_first, &mut Instant::now())
+        });
+        let mut gathered = self
             .agree
-            .round(worker, WorkerReport::of(read))
+            .round(worker, (WorkerReport::of(read), ahead))
             .map_err(peer_lost)?;
-        Ok((started, reports, held))
+        let announced = gathered
+            .first_mut()
+            .and_then(|(_, ahead)| ahead.take())
+            .map(|next| (Some(next), read_first));
+        let reports = gathered.into_iter().map(|(report, _)| report).collect();
+        Ok((reports, held, announced))
     }
 }
 
-/// When an epoch's reading started, every worker's report, and this worker's changes
-/// held until all were read.
-type ReadAndAgreed = (Instant, Vec<WorkerReport>, Vec<(Position, Change)>);
+/// Every worker's report, this worker's changes held until all were read, and the next
+/// epoch if the round announced it.
+type ReadAndAgreed<E> = (
+    Vec<WorkerReport>,
+    Vec<(Position, Change)>,
+    Option<Announced<E>>,
+);
 
-/// An epoch the leader read alone before announcing it (a stream it holds, a small
-/// update file): its report and changes; the other workers know only its verdict.
+/// An epoch the leader read alone before announcing it (a stream it holds): its report
+/// and changes; the other workers know only its verdict.
 struct ReadFirst {
-    started: Instant,
     report: WorkerReport,
     held: Vec<(Position, Change)>,
 }
@@ -269,7 +344,6 @@ struct ReadFirst {
 impl ReadFirst {
     /// The leader reads the whole epoch, as the only worker.
     fn of<S: EpochSource>(source: &mut S, descriptor: &S::Epoch, bad_rows: BadRows) -> ReadFirst {
-        let started = Instant::now();
         let mut held = Vec::new();
         let alone = Share { index: 0, peers: 1 };
         let read = source.read_share(
@@ -280,7 +354,6 @@ impl ReadFirst {
             &mut |position, change| held.push((position, change)),
         );
         ReadFirst {
-            started,
             report: WorkerReport::of(read),
             held,
         }
@@ -289,7 +362,6 @@ impl ReadFirst {
     /// What a worker other than the leader knows of it.
     fn elsewhere(verdict: Result<(), (usize, InputError)>) -> ReadFirst {
         ReadFirst {
-            started: Instant::now(),
             report: WorkerReport {
                 error: verdict.err(),
                 ..WorkerReport::default()

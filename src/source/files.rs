@@ -125,6 +125,12 @@ impl EpochSource for FileSource {
         }))
     }
 
+    /// The files on the command line are known from the start (and after the last, with
+    /// no followed directory, the end); a followed directory must be waited for.
+    fn next_is_ready(&self) -> bool {
+        !self.pending.is_empty() || self.followed.is_none()
+    }
+
     /// Base snapshots and large update files are summarized part by part, so that no
     /// worker scans a whole file to find its share. Small update files are scanned by
     /// every worker instead, which spares their epoch that round.

@@ -47,6 +47,14 @@ pub trait EpochSource {
     /// given is epoch k; `control.durable` tells how many every durable output holds.
     fn next_epoch(&mut self, control: &Control) -> Result<Option<Self::Epoch>, String>;
 
+    /// Whether `next_epoch` would answer at once, whatever the epoch under way turns out
+    /// to be (a list of files known from the start): the leader then asks for it while
+    /// the workers agree on the current epoch, and the next epoch needs no round of its
+    /// own to be announced.
+    fn next_is_ready(&self) -> bool {
+        false
+    }
+
     /// Whether the workers exchange summaries before reading `epoch`.
     fn exchanges_summaries(&self, _epoch: &Self::Epoch, _peers: usize) -> bool {
         false
