@@ -6,9 +6,9 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 
-use csv::{ByteRecord, ReaderBuilder};
+use csv::ByteRecord;
 
 use super::csv_orders;
 use super::csv_records::{Record, Records};
@@ -166,22 +166,38 @@ fn byte_before(file: &mut File, offset: u64) -> std::io::Result<Option<u8>> {
     Ok(Some(byte[0]))
 }
 
+/// Reads the header with the records reader the rows use (the `csv` crate's reader would
+/// build its own DFA for every file, which cost more than a small update file's rows).
 fn read_header(file: &mut File, name: &str) -> Result<Header, InputError> {
     let empty = || InputError::file(name, "empty file: a CSV file needs a header row");
-    let mut csv = ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(BufReader::new(&*file));
-    let mut record = ByteRecord::new();
-    match csv.read_byte_record(&mut record) {
-        Ok(true) => {}
-        Ok(false) => return Err(empty()),
-        Err(e) => return Err(InputError::file(name, format!("cannot read: {e}"))),
-    }
-    let line = record.position().map_or(1, |p| p.line());
+    let cannot_read = |e: std::io::Error| InputError::file(name, format!("cannot read: {e}"));
+    let mut input = BufReader::new(&*file);
+    // A UTF-8 byte order mark before the header is no part of it (as csv-core takes it).
+    let bom = input
+        .fill_buf()
+        .map_err(cannot_read)?
+        .starts_with(b"\xEF\xBB\xBF");
+    let bom = if bom { 3 } else { 0 };
+    input.consume(bom);
+    let mut records = Records::new(input);
+    let Some(record) = records.next_record().map_err(cannot_read)? else {
+        return Err(empty());
+    };
+    let skipped = record.byte();
+    let fields: Vec<Vec<u8>> = (0..record.len())
+        .filter_map(|index| record.range(index))
+        .map(|range| record.as_slice()[range].to_vec())
+        .collect();
+    let data_start = bom as u64 + records.consumed();
+    drop(records);
+    // Blank lines before the header: its line is counted as the rows' lines are.
+    let line = match skipped {
+        0 => 1,
+        _ => 1 + layout::newlines_before(file, bom as u64 + skipped, true).map_err(cannot_read)?,
+    };
     let mut columns = [None; COLUMN_COUNT];
     let mut seen = HashSet::new();
-    for (index, field) in record.iter().enumerate() {
+    for (index, field) in fields.iter().enumerate() {
         let text = std::str::from_utf8(field)
             .map_err(|_| InputError::at(name, line, None, "the header is not valid UTF-8"))?;
         let column_name = row::trim(text).to_ascii_lowercase();
@@ -205,9 +221,9 @@ fn read_header(file: &mut File, name: &str) -> Result<Header, InputError> {
     }
     Ok(Header {
         columns,
-        fields: record.len(),
+        fields: fields.len(),
         line,
-        data_start: csv.position().byte(),
+        data_start,
     })
 }
 
@@ -283,4 +299,102 @@ fn record_text(record: &ByteRecord) -> String {
     String::from_utf8_lossy(&text)
         .trim_end_matches('\n')
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The header as the `csv` crate reads it (what `read_header` did before): the
+    /// columns, the number of fields and where the rows start, or that there is none.
+    fn by_csv_crate(bytes: &[u8]) -> Option<(Vec<Vec<u8>>, u64)> {
+        let mut csv = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(bytes);
+        let mut record = ByteRecord::new();
+        csv.read_byte_record(&mut record).unwrap().then(|| {
+            let fields = record.iter().map(<[u8]>::to_vec).collect();
+            (fields, csv.position().byte())
+        })
+    }
+
+    fn header_of(bytes: &[u8]) -> Result<Header, InputError> {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let path =
+            std::env::temp_dir().join(format!("discounting-header-{}-{n}.csv", std::process::id()));
+        std::fs::write(&path, bytes).unwrap();
+        let header = read_header(&mut File::open(&path).unwrap(), "h.csv");
+        std::fs::remove_file(&path).unwrap();
+        header
+    }
+
+    #[test]
+    fn the_header_line_counts_blank_lines_before_it() {
+        let header = header_of(b"\xEF\xBB\xBF\r\n\n\rid,op\r\n1,upsert").unwrap();
+        assert_eq!((header.line, header.fields, header.data_start), (4, 2, 13));
+        let error = header_of(b"\n\nid,ID\n").map(|_| ()).unwrap_err();
+        assert_eq!(error.to_string(), "h.csv:3: duplicate column 'id'");
+    }
+
+    const PIECES: &[&[u8]] = &[
+        b"id",
+        b"ID",
+        b"op",
+        b"code",
+        b"x",
+        b",",
+        b"\"",
+        b"\n",
+        b"\r",
+        b"\r\n",
+        b" ",
+        b"\xEF\xBB\xBF",
+        b"\xEF",
+        b"\xFF",
+        b"1,2",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        /// Known and unknown names, quotes, commas, every line end and byte order mark
+        /// bytes, at the start and anywhere: the same header as the `csv` crate reads.
+        #[test]
+        fn headers_read_as_the_csv_crate_reads_them(
+            parts in proptest::collection::vec(proptest::sample::select(PIECES), 0..12)
+        ) {
+            let bytes = parts.concat();
+            let ours = header_of(&bytes);
+            match by_csv_crate(&bytes) {
+                None => prop_assert!(ours.is_err()),
+                Some((fields, data_start)) => {
+                    let names: Vec<String> = fields
+                        .iter()
+                        .filter_map(|f| std::str::from_utf8(f).ok())
+                        .map(|f| row::trim(f).to_ascii_lowercase())
+                        .filter(|f| !f.is_empty())
+                        .collect();
+                    let unique: HashSet<&String> = names.iter().collect();
+                    let valid = fields.iter().all(|f| std::str::from_utf8(f).is_ok());
+                    if !valid || names.is_empty() || unique.len() != names.len() {
+                        prop_assert!(ours.is_err());
+                    } else {
+                        let ours = ours.unwrap();
+                        prop_assert_eq!(ours.fields, fields.len());
+                        prop_assert_eq!(ours.data_start, data_start);
+                        for (index, field) in fields.iter().enumerate() {
+                            let name = row::trim(std::str::from_utf8(field).unwrap())
+                                .to_ascii_lowercase();
+                            if let Some(column) = Column::from_name(&name) {
+                                prop_assert_eq!(ours.columns[column as usize], Some(index));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

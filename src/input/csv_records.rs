@@ -132,6 +132,12 @@ impl<R: BufRead> Records<R> {
         }
     }
 
+    /// The bytes of the input consumed so far: where the record after the last one given
+    /// starts (or the line end before it).
+    pub fn consumed(&self) -> u64 {
+        self.offset
+    }
+
     /// The next record, or `None` at the end of the input.
     pub fn next_record(&mut self) -> io::Result<Option<&Record>> {
         let record = &mut self.record;

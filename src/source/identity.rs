@@ -3,6 +3,7 @@
 //! inode), which tells a change on this host, and its content (`Fingerprint`: length
 //! and a hash), which other hosts compare their copies with.
 
+use std::cell::RefCell;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
@@ -87,22 +88,26 @@ impl Fingerprint {
         let mut file = File::open(path)?;
         let len = file.metadata()?.len();
         let mut hasher = Xxh3::new();
-        // No bigger than the file: a small file does not pay for zeroing a block.
-        let mut buffer = vec![0u8; len.min(1 << 16) as usize];
-        match extent {
-            Extent::Whole => hash_from(&mut file, u64::MAX, &mut buffer, &mut hasher)?,
+        BUFFER.with_borrow_mut(|buffer| match extent {
+            Extent::Whole => hash_from(&mut file, u64::MAX, buffer, &mut hasher),
             Extent::Ends => {
-                hash_from(&mut file, ENDS, &mut buffer, &mut hasher)?;
+                hash_from(&mut file, ENDS, buffer, &mut hasher)?;
                 let tail = len.saturating_sub(ENDS).max(ENDS.min(len));
                 file.seek(SeekFrom::Start(tail))?;
-                hash_from(&mut file, ENDS, &mut buffer, &mut hasher)?;
+                hash_from(&mut file, ENDS, buffer, &mut hasher)
             }
-        }
+        })?;
         Ok(Fingerprint {
             len,
             hash: hasher.digest(),
         })
     }
+}
+
+thread_local! {
+    /// Each thread's read buffer, zeroed once: every worker takes the fingerprint of every
+    /// update file, and zeroing a new block for each cost as much as hashing the file.
+    static BUFFER: RefCell<Vec<u8>> = RefCell::new(vec![0; 1 << 16]);
 }
 
 fn hash_from(file: &mut File, limit: u64, buffer: &mut [u8], hasher: &mut Xxh3) -> io::Result<()> {
