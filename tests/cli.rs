@@ -495,3 +495,102 @@ fn a_report_of_1000_epochs_stays_small() {
     assert!(!html.contains("<th>epoch 992</th>"));
     assert!(html.contains("update-0001.jsonl … update-1000.jsonl (1000 files)"));
 }
+
+/// `generate --shape realistic` writes the forms real exports have, and the job reads
+/// them the same at any worker count; an unknown shape is refused by name.
+#[test]
+fn generate_writes_realistic_files_the_job_reads() {
+    let work = Workdir::new("generate_realistic");
+    let generate = [
+        "generate",
+        "--orders",
+        "3000",
+        "--codes",
+        "50",
+        "--updates",
+        "4",
+        "--update-size",
+        "200",
+        "--shape",
+        "realistic",
+        "--out",
+        ".",
+    ];
+    work.stdout(&generate);
+    let codes = work.read("discount_codes.csv");
+    assert!(
+        codes.starts_with("\u{feff}Code,percentage\r\n"),
+        "{codes:.40}"
+    );
+    let orders = work.read("orders.csv");
+    let header = orders.lines().next().unwrap();
+    assert!(
+        header.contains("Id") && header.contains("ORDER_SUBTOTAL"),
+        "{header}"
+    );
+    assert!(orders.contains('"'), "some fields are quoted");
+    // The three time forms: RFC 3339, the space form, epoch milliseconds.
+    let times: Vec<&str> = orders
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').nth(1))
+        .collect();
+    assert!(times.iter().any(|t| t.contains('T')));
+    assert!(times.iter().any(|t| t.contains(' ')));
+    assert!(times
+        .iter()
+        .any(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit())));
+    let updates = [
+        "update-1.jsonl",
+        "update-2.csv",
+        "update-3.jsonl",
+        "update-4.csv",
+    ];
+    for update in updates {
+        assert!(work.path(update).is_file(), "{update}");
+    }
+    let run = |workers: &str, changes: &str| {
+        let mut args = vec![
+            "run",
+            "-w",
+            workers,
+            "--codes",
+            "discount_codes.csv",
+            "--orders",
+            "orders.csv",
+            "--changes",
+            changes,
+            "--format",
+            "csv",
+            "-q",
+        ];
+        args.extend(updates);
+        work.stdout(&args)
+    };
+    let one = run("1", "changes-1.csv");
+    assert_eq!(one, run("2", "changes-2.csv"));
+    assert!(one.starts_with(HEADER) && one.lines().count() > 1, "{one}");
+    let changelog = work.read("changes-1.csv");
+    assert_eq!(changelog, work.read("changes-2.csv"));
+    let epochs: std::collections::BTreeSet<&str> = changelog
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(
+        epochs.into_iter().collect::<Vec<_>>(),
+        ["0", "1", "2", "3", "4"]
+    );
+
+    let refused = work
+        .command(&["generate", "--shape", "bogus", "--out", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("invalid value 'bogus' for '--shape <SHAPE>'")
+            && stderr.contains("[possible values: friendly, realistic]"),
+        "{stderr}"
+    );
+}

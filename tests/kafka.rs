@@ -51,15 +51,10 @@ fn table_of(reference: &Reference) -> Table {
         .collect()
 }
 
-/// The recipe's CSV files as ksqlDB's JSON values: upper-case names, numbers as JSON
+/// The recipe's CSV files (`inputs/`, as the recipe has them) as ksqlDB's JSON values: upper-case names, numbers as JSON
 /// numbers written as the recipe wrote them (`15.0`, `85.80`).
 fn recipe_messages() -> Vec<Sent> {
-    let dir = crate_dir().join("../shared/recipe");
-    let dir = if dir.is_dir() {
-        dir
-    } else {
-        crate_dir().join("tests/recipe")
-    };
+    let dir = crate_dir().join("inputs");
     let mut sent = Vec::new();
     for (file, topic, numeric) in [
         ("discount_codes.csv", "discount_codes", &["PERCENTAGE"][..]),
@@ -108,12 +103,7 @@ fn the_recipes_topics_give_the_recipes_figures_and_the_sink_topic_holds_them() {
     assert_eq!(messages.len(), 30);
     server.produce(&producer, &messages);
     let work = Workdir::new("kafka-recipe");
-    let dir = crate_dir().join("../shared/recipe");
-    let files = if dir.is_dir() {
-        dir
-    } else {
-        crate_dir().join("tests/recipe")
-    };
+    let files = crate_dir().join("inputs");
     let from_files = work.stdout(&[
         "run",
         "--codes",
