@@ -16,6 +16,8 @@ use std::io::{self, Read, Seek, SeekFrom};
 
 use serde::{Deserialize, Serialize};
 
+use super::block::with_block;
+
 /// One worker's byte range `[start, end)` and the line number its first record is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Chunk {
@@ -147,13 +149,12 @@ pub fn summarize(
     file.seek(SeekFrom::Start(start))?;
     let mut passages = ENTRY_STATES.map(Passage::new);
     let mut newlines = 0;
-    let mut block = block_for(end - start, 1 << 18);
     let mut offset = start;
     let mut part = (&*file).take(end - start);
-    loop {
-        let read = read_full(&mut part, &mut block)?;
+    with_block(|block| loop {
+        let read = read_full(&mut part, block)?;
         if read == 0 {
-            break;
+            return Ok::<_, io::Error>(());
         }
         let bytes = &block[..read];
         let found = csv.then(|| memchr::memchr_iter(b'"', bytes));
@@ -185,7 +186,7 @@ pub fn summarize(
         }
         before = bytes.last().copied();
         offset += read as u64;
-    }
+    })?;
     Ok(Part {
         start,
         end,
@@ -264,27 +265,20 @@ pub fn scan(file: &mut File, data_start: u64, peers: usize, csv: bool) -> io::Re
     layout(&parts, data_line).ok_or_else(|| io::Error::other("the file changed while it was read"))
 }
 
-/// A buffer for reading `len` bytes in blocks of at most `at_most`: a small file (an
-/// update of a few rows) does not pay for zeroing a block it would not fill.
-pub fn block_for(len: u64, at_most: usize) -> Vec<u8> {
-    vec![0u8; usize::try_from(len).map_or(at_most, |len| len.min(at_most))]
-}
-
 /// The line ends (`line_ends`) in the first `offset` bytes of `file`.
 pub fn newlines_before(file: &mut File, offset: u64, csv: bool) -> io::Result<u64> {
     file.seek(SeekFrom::Start(0))?;
     let mut head = (&*file).take(offset);
-    let mut block = block_for(offset, 1 << 16);
     let mut newlines = 0;
     let mut before = None;
-    loop {
-        let read = read_full(&mut head, &mut block)?;
+    with_block(|block| loop {
+        let read = read_full(&mut head, block)?;
         if read == 0 {
             return Ok(newlines);
         }
         newlines += line_ends(&block[..read], before, csv);
         before = Some(block[read - 1]);
-    }
+    })
 }
 
 /// The line ends in `bytes` (which follow the byte `before`): in CSV every record

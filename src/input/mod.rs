@@ -6,6 +6,7 @@
 //! read the same way from CSV and JSON Lines (`row`): columns in any case and order, cells
 //! trimmed, unknown columns ignored.
 
+pub mod block;
 mod csv_file;
 mod csv_orders;
 mod csv_records;

@@ -3,7 +3,6 @@
 //! inode), which tells a change on this host, and its content (`Fingerprint`: length
 //! and a hash), which other hosts compare their copies with.
 
-use std::cell::RefCell;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
@@ -11,6 +10,8 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::Xxh3;
+
+use crate::input::block::with_block;
 
 /// A file's metadata; any write or replacement changes some of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,7 +89,7 @@ impl Fingerprint {
         let mut file = File::open(path)?;
         let len = file.metadata()?.len();
         let mut hasher = Xxh3::new();
-        BUFFER.with_borrow_mut(|buffer| match extent {
+        with_block(|buffer| match extent {
             Extent::Whole => hash_from(&mut file, u64::MAX, buffer, &mut hasher),
             Extent::Ends => {
                 hash_from(&mut file, ENDS, buffer, &mut hasher)?;
@@ -102,12 +103,6 @@ impl Fingerprint {
             hash: hasher.digest(),
         })
     }
-}
-
-thread_local! {
-    /// Each thread's read buffer, zeroed once: every worker takes the fingerprint of every
-    /// update file, and zeroing a new block for each cost as much as hashing the file.
-    static BUFFER: RefCell<Vec<u8>> = RefCell::new(vec![0; 1 << 16]);
 }
 
 fn hash_from(file: &mut File, limit: u64, buffer: &mut [u8], hasher: &mut Xxh3) -> io::Result<()> {
