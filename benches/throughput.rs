@@ -9,8 +9,10 @@
 //! own, so that its peak memory (VmHWM) is its own: the job is the release binary with
 //! `--stats`, the baseline is this program re-run with `--baseline-child`. Timings are the
 //! binaries' own per-epoch figures, from the start of reading a file to complete results.
-//! Each configuration runs `DISCOUNTING_BENCH_RUNS` times (default 3) and every figure is
-//! the median of those runs: on 2 cores a single run is noisy. Last, the reader alone
+//! Each configuration runs `DISCOUNTING_BENCH_RUNS` times (default 3), the configurations
+//! compared with each other in turns (baseline, 1 worker, 2 workers, then again), and
+//! every figure is the median of those runs: on 2 cores a single run is noisy, and the
+//! host's speed drifts by more than some of the gaps. Last, the reader alone
 //! parses the orders snapshot on one thread, for the share of the load that is parsing
 //! (`--parse-only FILE` runs just that, once, e.g. under `perf` or `valgrind`). The job's
 //! epochs are measured again beside a process that keeps one core busy. Then the job
@@ -104,30 +106,36 @@ fn job_command(workers: &str, files: &[PathBuf]) -> Command {
 fn measure_shape(shape: &str, orders: u64, files: &[PathBuf], runs: usize) {
     let mut baseline_command = Command::new(std::env::current_exe().unwrap());
     baseline_command.arg("--baseline-child").args(files);
-    let baseline = measure_median("baseline", &mut baseline_command, runs);
-    let mut results = Vec::new();
+    let mut quiet = vec![("baseline".to_string(), baseline_command)];
     for workers in ["1", "2"] {
-        let mut command = job_command(workers, files);
-        let run = measure_median(&format!("dataflow -w {workers}"), &mut command, runs);
+        quiet.push((
+            format!("dataflow -w {workers}"),
+            job_command(workers, files),
+        ));
+    }
+    let mut results = measure_in_turns(&mut quiet, runs);
+    let baseline = results.remove(0);
+    for run in &results {
         assert_eq!(
             run.table, baseline.table,
             "the job and the baseline must give the same answers"
         );
-        results.push(run);
     }
     // A busy core beside the job: with 2 workers, one shares a core with the spinner.
     let mut spinner = Command::new(std::env::current_exe().unwrap())
         .arg("--spin")
         .spawn()
         .unwrap();
-    for workers in ["1", "2"] {
-        let mut command = job_command(workers, files);
-        results.push(measure_median(
-            &format!("busy core -w {workers}"),
-            &mut command,
-            runs,
-        ));
-    }
+    let mut busy: Vec<(String, Command)> = ["1", "2"]
+        .iter()
+        .map(|workers| {
+            (
+                format!("busy core -w {workers}"),
+                job_command(workers, files),
+            )
+        })
+        .collect();
+    results.extend(measure_in_turns(&mut busy, runs));
     spinner.kill().unwrap();
     spinner.wait().unwrap();
     let parse = parse_only(&files[1], runs);
@@ -222,17 +230,18 @@ fn spikes(orders: u64, epochs: u64) {
 /// parallel shares: its changes per second at 1 and 2 workers (median of `runs`).
 fn large_update(orders: u64, runs: usize) {
     let mut files = generated_epochs(orders, 2, 2_000_000);
-    let rates: Vec<Vec<f64>> = ["1", "2"]
-        .iter()
-        .map(|workers| {
-            let mut per_file = vec![Vec::new(); 2];
-            for _ in 0..runs.max(1) {
-                for (index, seconds) in epoch_seconds(workers, &files).into_iter().enumerate() {
-                    per_file[index].push(2_000_000.0 / seconds);
-                }
+    // Per worker count, per file, each run's rate; the two worker counts in turns.
+    let mut per_run = [vec![Vec::new(); 2], vec![Vec::new(); 2]];
+    for _ in 0..runs.max(1) {
+        for (workers, per_file) in ["1", "2"].iter().zip(&mut per_run) {
+            for (index, seconds) in epoch_seconds(workers, &files).into_iter().enumerate() {
+                per_file[index].push(2_000_000.0 / seconds);
             }
-            per_file.into_iter().map(median).collect()
-        })
+        }
+    }
+    let rates: Vec<Vec<f64>> = per_run
+        .into_iter()
+        .map(|per_file| per_file.into_iter().map(median).collect())
         .collect();
     for (index, file) in files.drain(2..).enumerate() {
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
@@ -396,9 +405,21 @@ fn measure(name: &str, command: &mut Command) -> Measured {
     measured
 }
 
-/// Runs a configuration `runs` times and keeps, for every figure, the median.
-fn measure_median(name: &str, command: &mut Command, runs: usize) -> Measured {
-    let all: Vec<Measured> = (0..runs.max(1)).map(|_| measure(name, command)).collect();
+/// Runs every configuration `runs` times, in turns (one run of each, then again), so that
+/// a change in the host's speed meets all of them alike; for every figure of each, the
+/// median of its runs.
+fn measure_in_turns(configs: &mut [(String, Command)], runs: usize) -> Vec<Measured> {
+    let mut all: Vec<Vec<Measured>> = configs.iter().map(|_| Vec::new()).collect();
+    for _ in 0..runs.max(1) {
+        for ((name, command), measured) in configs.iter_mut().zip(&mut all) {
+            measured.push(measure(name, command));
+        }
+    }
+    all.into_iter().map(median_run).collect()
+}
+
+/// One configuration's runs as one: for every figure, the median.
+fn median_run(all: Vec<Measured>) -> Measured {
     let epochs = all[0].seconds.len();
     let middle = |values: Vec<u64>| {
         let mut values = values;
@@ -406,7 +427,7 @@ fn measure_median(name: &str, command: &mut Command, runs: usize) -> Measured {
         values[values.len() / 2]
     };
     Measured {
-        name: name.to_string(),
+        name: all[0].name.clone(),
         seconds: (0..epochs)
             .map(|e| median(all.iter().map(|m| m.seconds[e]).collect()))
             .collect(),
