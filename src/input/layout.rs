@@ -68,17 +68,16 @@ impl Passage {
         }
     }
 
-    /// Bytes without a quote, at `offset` (after the byte `before`), after `newlines`
-    /// line ends of the part.
-    fn span(&mut self, bytes: &[u8], offset: u64, newlines: u64, before: Option<u8>, csv: bool) {
+    /// Bytes without a quote, at `offset`; `line_ends_to(i)` counts the part's line ends
+    /// up to and including the span's byte `i` (asked for once, at the first cut).
+    fn span(&mut self, bytes: &[u8], offset: u64, line_ends_to: impl Fn(usize) -> u64) {
         if bytes.is_empty() || self.exit == QuoteState::Inside {
             return;
         }
         self.exit = QuoteState::Outside;
         if self.first_cut.is_none() {
             if let Some(i) = memchr::memchr(b'\n', bytes) {
-                let counted = line_ends(&bytes[..=i], before, csv);
-                self.first_cut = Some((offset + i as u64, newlines + counted));
+                self.first_cut = Some((offset + i as u64, line_ends_to(i)));
             }
         }
     }
@@ -134,6 +133,18 @@ pub fn summarize(
     index: usize,
     csv: bool,
 ) -> io::Result<Part> {
+    with_block(|block| summarize_in(block, file, data_start, peers, index, csv))
+}
+
+/// `summarize`, reading through `block`.
+fn summarize_in(
+    block: &mut [u8],
+    file: &mut File,
+    data_start: u64,
+    peers: usize,
+    index: usize,
+    csv: bool,
+) -> io::Result<Part> {
     let file_len = file.metadata()?.len();
     let bounds = part_bounds(data_start, file_len, peers.max(1));
     let (start, end) = (bounds[index], bounds[index + 1]);
@@ -151,25 +162,23 @@ pub fn summarize(
     let mut newlines = 0;
     let mut offset = start;
     let mut part = (&*file).take(end - start);
-    with_block(|block| loop {
+    loop {
         let read = read_full(&mut part, block)?;
         if read == 0 {
-            return Ok::<_, io::Error>(());
+            break;
         }
         let bytes = &block[..read];
+        // Line ends are counted once a block: quotes are not line ends, so the spans
+        // between quotes add up to the same count (and one count per span was most of
+        // the time on files with a quoted column).
+        let line_ends_to = |i: usize| newlines + line_ends(&bytes[..=i], before, csv);
         let found = csv.then(|| memchr::memchr_iter(b'"', bytes));
         let mut from = 0;
         for quote in found.into_iter().flatten().chain(std::iter::once(read)) {
             let between = &bytes[from..quote];
-            let previous = if from > 0 {
-                Some(bytes[from - 1])
-            } else {
-                before
-            };
             for passage in &mut passages {
-                passage.span(between, offset + from as u64, newlines, previous, csv);
+                passage.span(between, offset + from as u64, |i| line_ends_to(from + i));
             }
-            newlines += line_ends(between, previous, csv);
             if quote == read {
                 break;
             }
@@ -184,9 +193,10 @@ pub fn summarize(
             }
             from = quote + 1;
         }
+        newlines += line_ends(bytes, before, csv);
         before = bytes.last().copied();
         offset += read as u64;
-    })?;
+    }
     Ok(Part {
         start,
         end,
@@ -393,6 +403,68 @@ mod tests {
         let result = read(&mut File::open(&path).unwrap());
         std::fs::remove_file(&path).unwrap();
         result
+    }
+
+    /// What `summarize` must find, one byte at a time: for each entry state, the state at
+    /// the part's end, its first newline outside quotes and the line ends up to it, and
+    /// where a quote still open at the end opened.
+    fn summary_by_bytes(text: &[u8], start: usize, end: usize, csv: bool) -> (u64, [Passage; 3]) {
+        let line_end = |i: usize| match text[i] {
+            b'\n' => !(csv && i > 0 && text[i - 1] == b'\r'),
+            b'\r' => csv,
+            _ => false,
+        };
+        let passages = ENTRY_STATES.map(|entry| {
+            let mut passage = Passage::new(entry);
+            let mut ends = 0;
+            for i in start..end {
+                ends += u64::from(line_end(i));
+                if csv && text[i] == b'"' {
+                    let before = i.checked_sub(1).map(|j| text[j]);
+                    passage.quote(i as u64, before);
+                } else if passage.exit != QuoteState::Inside {
+                    passage.exit = QuoteState::Outside;
+                    if passage.first_cut.is_none() && text[i] == b'\n' {
+                        passage.first_cut = Some((i as u64, ends));
+                    }
+                }
+            }
+            passage
+        });
+        let newlines = (start..end).filter(|&i| line_end(i)).count() as u64;
+        (newlines, passages)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2_000))]
+
+        /// Line ends counted once a block, quotes found with memchr, blocks of any size:
+        /// the same summary as a walk over the bytes.
+        #[test]
+        fn a_summary_is_what_a_walk_over_the_bytes_finds(
+            pieces in proptest::collection::vec(
+                proptest::sample::select(vec!["a", "bc", ",", "\"", "\"\"", "\n", "\r", "\r\n"]),
+                0..60,
+            ),
+            data_start in 0usize..8,
+            peers in 1usize..5,
+            block in proptest::prop_oneof![1usize..9, proptest::strategy::Just(1 << 18)],
+            csv in proptest::bool::ANY,
+        ) {
+            let text = pieces.concat();
+            let data_start = data_start.min(text.len()) as u64;
+            let bounds = part_bounds(data_start, text.len() as u64, peers);
+            for index in 0..peers {
+                let part = with_file(&text, |file| {
+                    summarize_in(&mut vec![0; block], file, data_start, peers, index, csv).unwrap()
+                });
+                let (start, end) = (bounds[index] as usize, bounds[index + 1] as usize);
+                let (newlines, passages) = summary_by_bytes(text.as_bytes(), start, end, csv);
+                proptest::prop_assert_eq!((part.start, part.end), (start as u64, end as u64));
+                proptest::prop_assert_eq!(part.newlines, newlines);
+                proptest::prop_assert_eq!(part.passages, passages);
+            }
+        }
     }
 
     #[test]
