@@ -1,11 +1,14 @@
 //! JSON Lines files: one object per line, keys are column names.
 //!
 //! Numbers are kept as the text they were written as, so `201.17` is read exactly like
-//! the CSV cell `201.17`. A line is read as raw values (`RawLine`): serde_json checks the
-//! whole line and hands back each value's text, and no `Value` is built, which cost a
-//! few allocations for every key and number. A line the raw reading cannot take as it is
-//! (any error, or a backslash it would have to decode in a nested value) is read again
-//! the general way (`JsonObject`), which gives every error its message.
+//! the CSV cell `201.17`. A line is read as raw values (`RawLine`): each value's text as
+//! written, and no `Value` is built, which cost a few allocations for every key and
+//! number. A flat line (strings without a backslash, no nested value, as users' exports
+//! write them) is split by a reader of its own (`flat_entries`), which answers only for
+//! lines it reads as serde_json does and otherwise leaves them to serde_json. A line the
+//! raw reading cannot take as it is (any error, or a backslash it would have to decode in
+//! a nested value) is read again the general way (`JsonObject`), which gives every error
+//! its message.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -163,7 +166,7 @@ fn not_a_cell<T>(column: Column, what: &str) -> Result<T, CellError> {
 }
 
 /// A line's entries as written: keys decoded (borrowed unless escaped), values raw.
-struct RawLine<'a>(Vec<(Key<'a>, &'a RawValue)>);
+struct RawLine<'a>(Vec<(Key<'a>, &'a str)>);
 
 /// An object key, borrowed from the line unless it holds an escape.
 struct Key<'a>(Cow<'a, str>);
@@ -171,7 +174,9 @@ struct Key<'a>(Cow<'a, str>);
 impl<'a> RawLine<'a> {
     /// The line as raw entries, or `None` for any error (the general way gives it).
     fn parse(text: &'a [u8]) -> Option<RawLine<'a>> {
-        serde_json::from_slice(text).ok()
+        flat_entries(text)
+            .map(RawLine)
+            .or_else(|| serde_json::from_slice(text).ok())
     }
 
     /// Its cells, or `None` where the general way must read the line: a duplicate
@@ -181,21 +186,130 @@ impl<'a> RawLine<'a> {
     fn cells(self) -> Option<RawCells<'a>> {
         let columns = columns_of(self.0.iter().map(|(key, _)| &*key.0)).ok()?;
         // The general way decodes every string, known column or not.
-        let escaped = |(_, value): &&(Key, &RawValue)| value.get().contains('\\');
+        let escaped = |(_, value): &&(Key, &str)| value.contains('\\');
         for (_, value) in self.0.iter().filter(escaped) {
-            if !value.get().starts_with('"') || serde_json::from_str::<String>(value.get()).is_err()
-            {
+            if !value.starts_with('"') || serde_json::from_str::<String>(value).is_err() {
                 return None;
             }
         }
         let mut cells: [Option<RawCell<'a>>; COLUMN_COUNT] = Default::default();
         for (column, index) in columns.iter().enumerate() {
             if let Some(index) = *index {
-                cells[column] = Some(RawCell::of(self.0[index].1.get()));
+                cells[column] = Some(RawCell::of(self.0[index].1));
             }
         }
         Some(RawCells { cells })
     }
+}
+
+/// A line that is one flat JSON object (strings without a backslash or a control
+/// character, no nested value) as its entries, keys and values as written; `None` for
+/// anything else, valid or not, which serde_json then reads. Its grammar is JSON's
+/// (RFC 8259) for what it takes, so it refuses every line serde_json refuses.
+fn flat_entries(text: &[u8]) -> Option<Vec<(Key<'_>, &str)>> {
+    // Outside strings JSON is ASCII, so this is serde_json's check of every string.
+    let text = std::str::from_utf8(text).ok()?;
+    let bytes = text.as_bytes();
+    let mut at = json_space(bytes, 0);
+    if bytes.get(at) != Some(&b'{') {
+        return None;
+    }
+    at = json_space(bytes, at + 1);
+    let mut entries = Vec::with_capacity(COLUMN_COUNT);
+    if bytes.get(at) == Some(&b'}') {
+        at += 1;
+    } else {
+        loop {
+            let key_end = flat_string(bytes, at)?;
+            let key = &text[at + 1..key_end - 1];
+            at = json_space(bytes, key_end);
+            if bytes.get(at) != Some(&b':') {
+                return None;
+            }
+            at = json_space(bytes, at + 1);
+            let end = match bytes.get(at)? {
+                b'"' => flat_string(bytes, at)?,
+                b'-' | b'0'..=b'9' => number_end(bytes, at)?,
+                b't' => word_end(bytes, at, b"true")?,
+                b'f' => word_end(bytes, at, b"false")?,
+                b'n' => word_end(bytes, at, b"null")?,
+                _ => return None,
+            };
+            entries.push((Key(Cow::Borrowed(key)), &text[at..end]));
+            at = json_space(bytes, end);
+            match bytes.get(at)? {
+                b',' => at = json_space(bytes, at + 1),
+                b'}' => {
+                    at += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    (json_space(bytes, at) == bytes.len()).then_some(entries)
+}
+
+/// The first byte from `at` that is not JSON whitespace.
+fn json_space(bytes: &[u8], mut at: usize) -> usize {
+    while matches!(bytes.get(at), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        at += 1;
+    }
+    at
+}
+
+/// Just after the closing quote of the string that opens at `at`, if it holds no
+/// backslash (an escape, left to serde_json) and no control character (an error).
+fn flat_string(bytes: &[u8], at: usize) -> Option<usize> {
+    if bytes.get(at) != Some(&b'"') {
+        return None;
+    }
+    let inside = &bytes[at + 1..];
+    let close = memchr::memchr2(b'"', b'\\', inside)?;
+    (inside[close] == b'"' && inside[..close].iter().all(|&b| b >= 0x20)).then_some(at + 2 + close)
+}
+
+/// Just after the number that starts at `at`: `-`? (`0` | `[1-9][0-9]*`) (`.[0-9]+`)?
+/// (`[eE][+-]?[0-9]+`)?.
+fn number_end(bytes: &[u8], mut at: usize) -> Option<usize> {
+    let digits_end = |from: usize| {
+        from + bytes[from.min(bytes.len())..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count()
+    };
+    if bytes.get(at) == Some(&b'-') {
+        at += 1;
+    }
+    at = match bytes.get(at)? {
+        b'0' => at + 1,
+        b'1'..=b'9' => digits_end(at),
+        _ => return None,
+    };
+    if bytes.get(at) == Some(&b'.') {
+        let end = digits_end(at + 1);
+        if end == at + 1 {
+            return None;
+        }
+        at = end;
+    }
+    if matches!(bytes.get(at), Some(b'e' | b'E')) {
+        at += 1;
+        if matches!(bytes.get(at), Some(b'+' | b'-')) {
+            at += 1;
+        }
+        let end = digits_end(at);
+        if end == at {
+            return None;
+        }
+        at = end;
+    }
+    Some(at)
+}
+
+/// Just after `word` (`true`, `false`, `null`) if it stands at `at`.
+fn word_end(bytes: &[u8], at: usize, word: &[u8]) -> Option<usize> {
+    bytes[at..].starts_with(word).then_some(at + word.len())
 }
 
 /// One cell of a raw line, as the general way would read it.
@@ -256,8 +370,8 @@ impl<'de> Deserialize<'de> for RawLine<'de> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawLine<'de>, A::Error> {
                 let mut entries = Vec::with_capacity(COLUMN_COUNT);
-                while let Some(entry) = map.next_entry::<Key<'de>, &'de RawValue>()? {
-                    entries.push(entry);
+                while let Some((key, value)) = map.next_entry::<Key<'de>, &'de RawValue>()? {
+                    entries.push((key, value.get()));
                 }
                 Ok(RawLine(entries))
             }
@@ -450,6 +564,106 @@ mod tests {
             for role in [Role::Update, Role::Snapshot(Table::Orders), Role::Snapshot(Table::DiscountCodes)] {
                 prop_assert_eq!(parse_line(&text, role), parse_line_general(&text, role));
             }
+        }
+    }
+
+    /// Pieces of flat and not quite flat lines: JSON whitespace and other spaces,
+    /// numbers of every form and the near misses, strings with escapes and control
+    /// characters, nested values, words and their misspellings.
+    fn flat_piece() -> impl Strategy<Value = &'static str> {
+        proptest::sample::select(vec![
+            "{",
+            "}",
+            ",",
+            ":",
+            " ",
+            "\t",
+            "\r\n",
+            "\u{c}",
+            "\"id\"",
+            "\"ORDER_TIME\"",
+            "\"a b\"",
+            "\"\"",
+            "\"é\"",
+            "\"q\\\"\"",
+            "\"\u{1}\"",
+            "\"x",
+            "0",
+            "-0",
+            "7",
+            "01",
+            "12.500",
+            "1.",
+            ".5",
+            "-",
+            "1e3",
+            "1E+3",
+            "2e-",
+            "1e400",
+            "99999999999999999999999",
+            "true",
+            "false",
+            "null",
+            "nul",
+            "truex",
+            "[1]",
+            "{}",
+        ])
+    }
+
+    /// Objects of well-formed entries, spaced at random, and lines of random pieces.
+    fn flat_line() -> impl Strategy<Value = Vec<u8>> {
+        let space = proptest::sample::select(vec!["", " ", "\t", "  ", "\n"]);
+        let value = prop_oneof![value(), flat_piece().prop_map(str::to_string)];
+        let entry =
+            (key(), value, space.clone(), space.clone()).prop_map(|(key, value, before, after)| {
+                format!("{before}{key}{after}:{before}{value}{after}")
+            });
+        let object =
+            (proptest::collection::vec(entry, 0..9), space).prop_map(|(entries, space)| {
+                format!("{space}{{{}}}{space}", entries.join(",")).into_bytes()
+            });
+        let pieces =
+            proptest::collection::vec(flat_piece(), 0..16).prop_map(|p| p.concat().into_bytes());
+        prop_oneof![3 => object, 2 => pieces, 1 => line()]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 5000, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// The flat reader answers only for lines serde_json reads, and as serde_json does.
+        #[test]
+        fn flat_lines_read_as_serde_json_reads_them(text in flat_line()) {
+            let as_written = |entries: Vec<(Key, &str)>| -> Vec<(String, String)> {
+                entries.into_iter().map(|(key, value)| (key.0.into_owned(), value.to_string())).collect()
+            };
+            if let Some(flat) = flat_entries(&text) {
+                let serde: Option<RawLine> = serde_json::from_slice(&text).ok();
+                prop_assert_eq!(Some(as_written(flat)), serde.map(|line| as_written(line.0)));
+            }
+        }
+    }
+
+    #[test]
+    fn flat_lines_of_users_exports_take_the_flat_reader() {
+        for text in [
+            &br#"{"op":"u","table":"orders","id":2,"order_subtotal":232.5,"discount_code":"NBERO35"}"#[..],
+            br#" { "id" : -0.5e-3 , "x" : null, "y": true } "#,
+            b"{}",
+        ] {
+            assert!(flat_entries(text).is_some(), "{}", String::from_utf8_lossy(text));
+        }
+        for text in [
+            &br#"{"id":"\u0031"}"#[..],
+            br#"{"id":[1]}"#,
+            br#"{"id":01}"#,
+            b"{\"id\":1}x",
+        ] {
+            assert!(
+                flat_entries(text).is_none(),
+                "{}",
+                String::from_utf8_lossy(text)
+            );
         }
     }
 
