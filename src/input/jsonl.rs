@@ -559,8 +559,12 @@ mod tests {
         #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
 
         /// The raw reading gives every line the result, or the error, of the general way.
+        /// A byte inserted into a number can make an exponent, which the two ways quote
+        /// differently by design (below): such lines are left out.
         #[test]
         fn raw_lines_read_as_the_general_way(text in line()) {
+            let exponent = text.windows(2).any(|w| w[0].is_ascii_digit() && matches!(w[1], b'e' | b'E'));
+            prop_assume!(!exponent);
             for role in [Role::Update, Role::Snapshot(Table::Orders), Role::Snapshot(Table::DiscountCodes)] {
                 prop_assert_eq!(parse_line(&text, role), parse_line_general(&text, role));
             }
