@@ -30,6 +30,10 @@ pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 pub struct Batch<K, V> {
     lanes: Vec<Chunked<Keyed<K, V>>>,
     overflow: Chunked<Keyed<K, V>>,
+    /// Changes that left the lane the change before them (in the same container) went to.
+    misfits: usize,
+    /// Once the input shows no useful order, every later change goes to the overflow.
+    unordered: bool,
 }
 
 /// The most lanes a batch keeps: enough for one per sending worker of a large cluster.
@@ -39,11 +43,18 @@ const MAX_LANES: usize = 16;
 /// in no useful order.
 const UNORDERED: usize = 1 << 12;
 
+/// Past this many misfits, and one in eight changes or more, the input is in no useful
+/// order: a small update file's changes in random key order each looked through every
+/// lane (some 500 instructions a change), then were merged from sixteen short lanes.
+const MISFITS: usize = 64;
+
 impl<K, V> Default for Batch<K, V> {
     fn default() -> Self {
         Batch {
             lanes: Vec::new(),
             overflow: Chunked::default(),
+            misfits: 0,
+            unordered: false,
         }
     }
 }
@@ -63,16 +74,27 @@ impl<K: Ord, V> Batch<K, V> {
         // Once most changes have fit no lane the input is not in key order: stop looking.
         let in_lanes: usize = self.lanes.iter().map(|lane| lane.len).sum();
         if self.overflow.len > UNORDERED && self.overflow.len > in_lanes {
-            changes
-                .into_iter()
-                .for_each(|change| self.overflow.push(change));
-            return;
+            self.unordered = true;
         }
         let mut lane = None;
         for change in changes {
+            if self.unordered {
+                self.overflow.push(change);
+                continue;
+            }
             let fits =
                 |lane: &Chunked<Keyed<K, V>>| lane.last().is_none_or(|l| in_order(l, &change));
             if !lane.is_some_and(|i| fits(&self.lanes[i])) {
+                // A sender's container is in key order when its input is: a change that
+                // leaves the lane of the one before it says the input is not.
+                if lane.is_some() {
+                    self.misfits += 1;
+                    if self.misfits > MISFITS && self.misfits * 8 > self.len() {
+                        self.unordered = true;
+                        self.overflow.push(change);
+                        continue;
+                    }
+                }
                 lane = self.best_lane(&change);
             }
             match lane {
@@ -574,6 +596,46 @@ mod tests {
         let mut expected: Vec<u32> = (0..500).chain(1000..1500).collect();
         expected.sort_unstable();
         assert_eq!(keys, expected);
+    }
+
+    #[test]
+    fn changes_in_no_key_order_are_sorted_not_laned() {
+        // A small update file in random key order, in one container: once it shows no
+        // order the rest goes to the overflow; a file in order with a few keys sent again
+        // out of order keeps its lanes.
+        let random: Vec<u32> = (0..1000u32)
+            .map(|i| i.wrapping_mul(2_654_435_761) % 100_000)
+            .collect();
+        let mut batch = Batch::default();
+        batch.extend(
+            random
+                .iter()
+                .enumerate()
+                .map(|(p, &k)| (k, p as u64, Some(0i64))),
+        );
+        assert!(
+            batch.unordered && batch.overflow.len > 800,
+            "{}",
+            batch.overflow.len
+        );
+        let keys: Vec<u32> = batch.into_sorted().map(|(k, _, _)| k).collect();
+        let mut expected = random.clone();
+        expected.sort_unstable();
+        assert_eq!(keys, expected);
+
+        let mut batch = Batch::default();
+        let nearly: Vec<u32> = (0..10_000u32)
+            .map(|k| if k % 64 == 0 { k / 2 } else { k })
+            .collect();
+        batch.extend(
+            nearly
+                .iter()
+                .enumerate()
+                .map(|(p, &k)| (k, p as u64, Some(0i64))),
+        );
+        assert!(!batch.unordered, "{} in the overflow", batch.overflow.len);
+        assert!(batch.overflow.len < 200, "{} in the overflow", batch.overflow.len);
+        assert_eq!(batch.into_sorted().count(), nearly.len());
     }
 
     #[test]
