@@ -25,8 +25,9 @@ pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 /// each sender's batches come in the order it read them. So the batch keeps a few
 /// *lanes*, each already sorted, and puts each arriving run of changes in the lane whose
 /// last change is the greatest one not after it (which takes as many lanes as there are
-/// senders); a change that fits no lane goes to an overflow that is sorted at the end.
-/// The lanes and the sorted overflow are merged as the table takes them.
+/// senders); a change that fits no lane goes to an overflow that is sorted at the end,
+/// and so does the rest of an epoch whose changes show no key order (an update file in
+/// random order). The lanes and the sorted overflow are merged as the table takes them.
 pub struct Batch<K, V> {
     lanes: Vec<Chunked<Keyed<K, V>>>,
     overflow: Chunked<Keyed<K, V>>,
@@ -634,7 +635,11 @@ mod tests {
                 .map(|(p, &k)| (k, p as u64, Some(0i64))),
         );
         assert!(!batch.unordered, "{} in the overflow", batch.overflow.len);
-        assert!(batch.overflow.len < 200, "{} in the overflow", batch.overflow.len);
+        assert!(
+            batch.overflow.len < 200,
+            "{} in the overflow",
+            batch.overflow.len
+        );
         assert_eq!(batch.into_sorted().count(), nearly.len());
     }
 
