@@ -13,6 +13,7 @@ mod csv_records;
 mod error;
 mod jsonl;
 mod layout;
+pub mod lines;
 mod row;
 mod timestamp;
 

@@ -3,12 +3,12 @@
 //! snapshot is read in parallel and fits the stream exactly (no gap, no overlap).
 
 use std::borrow::Cow;
-use std::io::BufRead;
 
 use postgres::Client;
 
 use super::checks::Tables;
 use super::rows::Shape;
+use crate::input::lines::read_line;
 use crate::input::{BadRows, InputError, Op, Share, ShareReport};
 use crate::model::{Change, Position};
 use crate::pg::{error_text, quote_ident, Database};
@@ -97,7 +97,7 @@ fn copy_table(
     let mut line = Vec::new();
     loop {
         line.clear();
-        if reader.read_until(b'\n', &mut line).map_err(io_error)? == 0 {
+        if read_line(&mut reader, &mut line).map_err(io_error)? == 0 {
             break;
         }
         let mut values = Vec::with_capacity(shape.names.len());
