@@ -27,7 +27,7 @@ use timely::dataflow::operators::vec::Broadcast;
 use timely::dataflow::operators::{Capability, InputCapability};
 use timely::dataflow::StreamVec;
 
-use crate::keyed_table::{Batch, FastMap, KeyedTable};
+use crate::keyed_table::{Batch, FastMap, Interpolate, KeyedTable};
 use crate::model::{Code, Epoch, OrderAmounts, OrderId, Position, Sums};
 
 pub use crate::model::{Keyed, UpsertCounters};
@@ -141,7 +141,7 @@ pub fn upsert<'scope, K, V>(
     counters: Rc<RefCell<UpsertCounters>>,
 ) -> VecCollection<'scope, Epoch, (K, V), i128>
 where
-    K: ExchangeData + Hash + Eq,
+    K: ExchangeData + Hash + Eq + Interpolate,
     V: ExchangeData + PartialEq,
 {
     let logic = Rows {
@@ -156,7 +156,9 @@ struct Rows<K, V> {
     counters: Rc<RefCell<UpsertCounters>>,
 }
 
-impl<K: Hash + Eq + Ord + Clone, V: PartialEq + Clone> UpsertLogic<K, V> for Rows<K, V> {
+impl<K: Hash + Eq + Ord + Clone + Interpolate, V: PartialEq + Clone> UpsertLogic<K, V>
+    for Rows<K, V>
+{
     type Stored = V;
     type Update = ((K, V), Epoch, i128);
 
