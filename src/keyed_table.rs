@@ -277,7 +277,7 @@ impl<K, V> Default for SortedRun<K, V> {
     }
 }
 
-impl<K: Ord + Clone + Interpolate, V> SortedRun<K, V> {
+impl<K: Ord + Clone, V> SortedRun<K, V> {
     /// The run of `rows`, which are sorted by key, each key once.
     pub fn from_sorted(rows: Vec<(K, V)>) -> Self {
         debug_assert!(rows.windows(2).all(|w| w[0].0 < w[1].0));
@@ -287,41 +287,6 @@ impl<K: Ord + Clone + Interpolate, V> SortedRun<K, V> {
             .map(|(k, _)| k.clone())
             .collect();
         SortedRun { rows, fences }
-    }
-
-    pub fn get(&self, key: &K) -> Option<&V> {
-        let block = self.block_of(key)?;
-        let start = block * FENCE_EVERY;
-        let rows = &self.rows[start..self.rows.len().min(start + FENCE_EVERY)];
-        // The next block's first key bounds this block from above; the last block has its
-        // own last key.
-        let guess = match self.fences.get(block + 1) {
-            Some(next) => K::place(&self.fences[block], next, key, FENCE_EVERY),
-            None => K::place(
-                &self.fences[block],
-                &rows[rows.len() - 1].0,
-                key,
-                rows.len() - 1,
-            ),
-        };
-        let below = |(k, _): &(K, V)| k < key;
-        let index = match guess {
-            Some(at) => partition_point_from(rows, at, below),
-            None => rows.partition_point(below),
-        };
-        rows.get(index).filter(|(k, _)| k == key).map(|(_, v)| v)
-    }
-
-    /// The block whose first key is the greatest at or below `key`; `None` below the run.
-    fn block_of(&self, key: &K) -> Option<usize> {
-        let fences = &self.fences;
-        let (first, last) = (fences.first()?, fences.last()?);
-        let at_or_below = |fence: &K| fence <= key;
-        let fences_at_or_below = match K::place(first, last, key, fences.len().saturating_sub(1)) {
-            Some(at) => partition_point_from(fences, at, at_or_below),
-            None => fences.partition_point(at_or_below),
-        };
-        fences_at_or_below.checked_sub(1)
     }
 
     pub fn len(&self) -> usize {
@@ -337,10 +302,43 @@ impl<K: Ord + Clone + Interpolate, V> SortedRun<K, V> {
     }
 }
 
-/// `items.partition_point(below)`, searched outward from `at` (a guess of where it is)
-/// in steps that double: a guess a few places off reads the places beside it, mostly in
-/// the same cache lines, where a binary search would jump across the whole slice.
-fn partition_point_from<T>(items: &[T], at: usize, below: impl Fn(&T) -> bool) -> usize {
+impl<K: Ord + Interpolate, V> SortedRun<K, V> {
+    pub fn get(&self, key: &K) -> Option<&V> {
+        let block = self.block_of(key)?;
+        let start = block * FENCE_EVERY;
+        let rows = &self.rows[start..self.rows.len().min(start + FENCE_EVERY)];
+        // The next block's first key bounds this block from above; the last block has its
+        // own last key.
+        let guess = match self.fences.get(block + 1) {
+            Some(next) => K::place(&self.fences[block], next, key, FENCE_EVERY),
+            None => K::place(
+                &self.fences[block],
+                &rows[rows.len() - 1].0,
+                key,
+                rows.len() - 1,
+            ),
+        };
+        let index = partition_point_from(rows, guess, |(k, _)| k < key);
+        rows.get(index).filter(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// The block whose first key is the greatest at or below `key`; `None` below the run.
+    fn block_of(&self, key: &K) -> Option<usize> {
+        let fences = &self.fences;
+        let (first, last) = (fences.first()?, fences.last()?);
+        let guess = K::place(first, last, key, fences.len() - 1);
+        partition_point_from(fences, guess, |fence| fence <= key).checked_sub(1)
+    }
+}
+
+/// `items.partition_point(below)`, searched outward from `guess` (where it may be) in
+/// steps that double: a guess a few places off reads the places beside it, mostly in the
+/// same cache lines, where a binary search would jump across the whole slice. Without a
+/// guess, a binary search.
+fn partition_point_from<T>(items: &[T], guess: Option<usize>, below: impl Fn(&T) -> bool) -> usize {
+    let Some(at) = guess else {
+        return items.partition_point(below);
+    };
     if at < items.len() && below(&items[at]) {
         // The point is past `bound`, and not past `bound + step` once the loop ends.
         let (mut bound, mut step) = (at, 1);
@@ -418,7 +416,7 @@ impl<K, V> KeyedTable<K, V> {
     }
 }
 
-impl<K: Ord + Hash + Clone + Interpolate, V: PartialEq + Clone> Segment<K, V> {
+impl<K: Ord + Hash + Clone, V: PartialEq + Clone> Segment<K, V> {
     /// Whether its recent changes are due to be merged into its run.
     fn is_due(&self) -> bool {
         self.recent.len() > self.run.len() * (64 + self.spread) / 1024
@@ -934,7 +932,7 @@ mod tests {
             items.sort_unstable();
             let below = |item: &i64| *item < key;
             proptest::prop_assert_eq!(
-                partition_point_from(&items, at, below),
+                partition_point_from(&items, Some(at), below),
                 items.partition_point(below)
             );
         }
