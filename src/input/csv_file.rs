@@ -5,7 +5,6 @@
 //! bytes; only a rejected row is ever turned back into text.
 
 use std::collections::HashSet;
-use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 
 use csv::ByteRecord;
@@ -27,14 +26,14 @@ struct Header {
 }
 
 /// Where the records of a CSV file start (just after its header).
-pub(super) fn data_start(file: &mut File, name: &str) -> Result<u64, InputError> {
+pub(super) fn data_start(file: &mut (impl Read + Seek), name: &str) -> Result<u64, InputError> {
     Ok(read_header(file, name)?.data_start)
 }
 
 /// Reads this worker's share; its cuts come from every worker's part (`parts`) or, without
 /// them, from scanning the whole file.
 pub(super) fn read(
-    file: &mut File,
+    file: &mut (impl Read + Seek),
     share: Share,
     parts: Option<&[Part]>,
     reader: &mut ShareReader<'_>,
@@ -73,7 +72,7 @@ pub(super) fn read(
     let before = byte_before(file, chunk.start).map_err(io_error)?;
     let start = chunk.start;
     file.seek(SeekFrom::Start(start)).map_err(io_error)?;
-    let input = BufReader::with_capacity(1 << 16, (&*file).take(chunk.end - start));
+    let input = BufReader::with_capacity(1 << 16, file.take(chunk.end - start));
     let mut range = Range {
         header: &header,
         table,
@@ -156,7 +155,7 @@ pub(super) fn changed(name: &str) -> InputError {
 }
 
 /// The byte before `offset`, if there is one.
-fn byte_before(file: &mut File, offset: u64) -> std::io::Result<Option<u8>> {
+fn byte_before(file: &mut (impl Read + Seek), offset: u64) -> std::io::Result<Option<u8>> {
     if offset == 0 {
         return Ok(None);
     }
@@ -168,10 +167,10 @@ fn byte_before(file: &mut File, offset: u64) -> std::io::Result<Option<u8>> {
 
 /// Reads the header with the records reader the rows use (the `csv` crate's reader would
 /// build its own DFA for every file, which cost more than a small update file's rows).
-fn read_header(file: &mut File, name: &str) -> Result<Header, InputError> {
+fn read_header(file: &mut (impl Read + Seek), name: &str) -> Result<Header, InputError> {
     let empty = || InputError::file(name, "empty file: a CSV file needs a header row");
     let cannot_read = |e: std::io::Error| InputError::file(name, format!("cannot read: {e}"));
-    let mut input = BufReader::new(&*file);
+    let mut input = BufReader::new(file.by_ref());
     // A UTF-8 byte order mark before the header is no part of it (as csv-core takes it).
     let bom = input
         .fill_buf()
@@ -326,7 +325,7 @@ mod tests {
         let path =
             std::env::temp_dir().join(format!("discounting-header-{}-{n}.csv", std::process::id()));
         std::fs::write(&path, bytes).unwrap();
-        let header = read_header(&mut File::open(&path).unwrap(), "h.csv");
+        let header = read_header(&mut std::fs::File::open(&path).unwrap(), "h.csv");
         std::fs::remove_file(&path).unwrap();
         header
     }

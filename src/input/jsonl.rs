@@ -12,7 +12,6 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
@@ -30,7 +29,7 @@ use crate::model::Change;
 /// Reads this worker's share; its cuts come from every worker's part (`parts`) or, without
 /// them, from scanning the whole file.
 pub(super) fn read(
-    file: &mut File,
+    file: &mut (impl Read + Seek),
     share: Share,
     parts: Option<&[Part]>,
     reader: &mut ShareReader<'_>,
@@ -46,7 +45,7 @@ pub(super) fn read(
         .get(share.index)
         .ok_or_else(|| changed(name))?;
     file.seek(SeekFrom::Start(chunk.start)).map_err(io_error)?;
-    let mut lines = BufReader::with_capacity(1 << 16, (&*file).take(chunk.end - chunk.start));
+    let mut lines = BufReader::with_capacity(1 << 16, file.take(chunk.end - chunk.start));
     let mut buffer = Vec::new();
     let (mut line, mut position) = (chunk.first_line, chunk.start);
     loop {

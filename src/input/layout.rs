@@ -127,7 +127,7 @@ fn part_bounds(data_start: u64, len: u64, peers: usize) -> Vec<u64> {
 /// Summarizes part `index` of `peers` of `file`, whose records start at `data_start`.
 /// Quotes count only in CSV.
 pub fn summarize(
-    file: &mut File,
+    file: &mut (impl Read + Seek),
     data_start: u64,
     peers: usize,
     index: usize,
@@ -139,13 +139,13 @@ pub fn summarize(
 /// `summarize`, reading through `block`.
 fn summarize_in(
     block: &mut [u8],
-    file: &mut File,
+    file: &mut (impl Read + Seek),
     data_start: u64,
     peers: usize,
     index: usize,
     csv: bool,
 ) -> io::Result<Part> {
-    let file_len = file.metadata()?.len();
+    let file_len = file.seek(SeekFrom::End(0))?;
     let bounds = part_bounds(data_start, file_len, peers.max(1));
     let (start, end) = (bounds[index], bounds[index + 1]);
     let mut before = match start {
@@ -161,7 +161,7 @@ fn summarize_in(
     let mut passages = ENTRY_STATES.map(Passage::new);
     let mut newlines = 0;
     let mut offset = start;
-    let mut part = (&*file).take(end - start);
+    let mut part = file.by_ref().take(end - start);
     loop {
         let read = read_full(&mut part, block)?;
         if read == 0 {
@@ -267,7 +267,12 @@ pub fn layout(parts: &[Part], data_line: u64) -> Option<Layout> {
 
 /// Cuts `file` (whose records start at `data_start`) into `peers` chunks, summarizing
 /// every part here.
-pub fn scan(file: &mut File, data_start: u64, peers: usize, csv: bool) -> io::Result<Layout> {
+pub fn scan(
+    file: &mut (impl Read + Seek),
+    data_start: u64,
+    peers: usize,
+    csv: bool,
+) -> io::Result<Layout> {
     let parts = (0..peers.max(1))
         .map(|index| summarize(file, data_start, peers, index, csv))
         .collect::<io::Result<Vec<Part>>>()?;
@@ -276,9 +281,9 @@ pub fn scan(file: &mut File, data_start: u64, peers: usize, csv: bool) -> io::Re
 }
 
 /// The line ends (`line_ends`) in the first `offset` bytes of `file`.
-pub fn newlines_before(file: &mut File, offset: u64, csv: bool) -> io::Result<u64> {
+pub fn newlines_before(file: &mut (impl Read + Seek), offset: u64, csv: bool) -> io::Result<u64> {
     file.seek(SeekFrom::Start(0))?;
-    let mut head = (&*file).take(offset);
+    let mut head = file.by_ref().take(offset);
     let mut newlines = 0;
     let mut before = None;
     with_block(|block| loop {

@@ -18,6 +18,7 @@ mod row;
 mod timestamp;
 
 use std::fs::File;
+use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -171,6 +172,33 @@ pub fn read_share_with(
 ) -> Result<ShareReport, InputError> {
     let name = source.name();
     let mut file = open(source, &name)?;
+    read_share_from(&mut file, source, share, bad_rows, parts, sink)
+}
+
+/// Reads this worker's share as `read_share_with` does, from `content`: the whole file as
+/// this worker read it once (a small file, which is then scanned and parsed from memory
+/// rather than read again for each pass).
+pub fn read_share_in(
+    content: &[u8],
+    source: &Source,
+    share: Share,
+    bad_rows: BadRows,
+    sink: &mut dyn FnMut(Position, Change),
+) -> Result<ShareReport, InputError> {
+    let mut content = std::io::Cursor::new(content);
+    read_share_from(&mut content, source, share, bad_rows, None, sink)
+}
+
+/// Reads this worker's share from `input`, the file's bytes from its start.
+fn read_share_from(
+    input: &mut (impl Read + Seek),
+    source: &Source,
+    share: Share,
+    bad_rows: BadRows,
+    parts: Option<&[Part]>,
+    sink: &mut dyn FnMut(Position, Change),
+) -> Result<ShareReport, InputError> {
+    let name = source.name();
     let mut reader = ShareReader {
         path: &source.path,
         name: &name,
@@ -180,10 +208,25 @@ pub fn read_share_with(
         sink,
     };
     match source.format()? {
-        Format::Csv => csv_file::read(&mut file, share, parts, &mut reader)?,
-        Format::JsonLines => jsonl::read(&mut file, share, parts, &mut reader)?,
+        Format::Csv => csv_file::read(input, share, parts, &mut reader)?,
+        Format::JsonLines => jsonl::read(input, share, parts, &mut reader)?,
     }
     Ok(reader.report)
+}
+
+/// The whole of `source`, read once, when it has at most `limit` bytes (`None` when it
+/// is larger: it is read in passes from the file). Errors are the reader's own.
+pub fn read_whole(source: &Source, limit: u64) -> Result<Option<Vec<u8>>, InputError> {
+    let name = source.name();
+    let cannot_read = |e: std::io::Error| InputError::file(&name, format!("cannot read: {e}"));
+    let file = open(source, &name)?;
+    let len = file.metadata().map_err(cannot_read)?.len();
+    // One byte past the limit tells a file that grew past it from one that did not.
+    let mut content = Vec::with_capacity(len.min(limit) as usize + 1);
+    file.take(limit + 1)
+        .read_to_end(&mut content)
+        .map_err(cannot_read)?;
+    Ok((content.len() as u64 <= limit).then_some(content))
 }
 
 /// Opens a file to read a share of it. Shares are byte ranges, read with seeks, so the
@@ -298,12 +341,20 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(file_name);
         std::fs::write(&path, text).unwrap();
+        let source = Source::new(&path, role);
         let mut changes = Vec::new();
-        let result = read_share(&Source::new(&path, role), share, bad_rows, &mut |p, c| {
-            changes.push((p, c))
+        let result = read_share(&source, share, bad_rows, &mut |p, c| changes.push((p, c)));
+        // Every text is also read from memory, as a small update file is: the same
+        // changes, report and error.
+        let mut in_memory = Vec::new();
+        let from_memory = read_share_in(text, &source, share, bad_rows, &mut |p, c| {
+            in_memory.push((p, c))
         });
         std::fs::remove_dir_all(&dir).unwrap();
-        result.map(|report| (changes, report))
+        let result = result.map(|report| (changes, report));
+        let from_memory = from_memory.map(|report| (in_memory, report));
+        assert_eq!(result, from_memory, "read from the file and from memory");
+        result
     }
 
     fn read_all(file_name: &str, text: &str, role: Role) -> Result<Vec<Change>, InputError> {

@@ -10,7 +10,8 @@ use super::follow::FollowedDir;
 use super::identity::{this_process, Extent, Fingerprint, Seen, Stamp};
 use super::{Control, EpochInfo, EpochSource};
 use crate::input::{
-    read_share_with, summarize_share, BadRows, InputError, Part, Role, Share, ShareReport, Source,
+    read_share_in, read_share_with, read_whole, summarize_share, BadRows, InputError, Part, Role,
+    Share, ShareReport, Source,
 };
 use crate::model::{Change, Position, Table};
 
@@ -164,18 +165,35 @@ impl EpochSource for FileSource {
         for (index, source) in epoch.sources.iter().enumerate() {
             let name = source.name();
             let seen = epoch.seen.get(index).copied().flatten();
-            // Before reading: this is the file the leader chose, as it then was.
-            let before = match seen {
-                Some(seen) => check_identity(source, &seen).map_err(|e| (index, e))?,
-                None => None,
-            };
             // Every worker's part of this file, in worker order, when all are known.
             let parts: Option<Vec<Part>> = summaries.and_then(|all| {
                 all.iter()
                     .map(|of_worker| of_worker.as_ref()?.get(index).cloned().flatten())
                     .collect()
             });
-            let read = read_share_with(source, share, bad_rows, parts.as_deref(), sink);
+            // A small update file is read once, then checked, scanned and parsed from
+            // memory: the bytes parsed are the bytes checked.
+            let stamp = seen.and_then(|_| Stamp::of(&source.path).ok());
+            let small = seen.is_some_and(|seen| seen.content.len < SUMMARIZED_UPDATE_BYTES);
+            let content = match (&parts, source.role) {
+                (None, Role::Update) if small && stamp.is_some() => {
+                    read_whole(source, SUMMARIZED_UPDATE_BYTES).map_err(|e| (index, e))?
+                }
+                _ => None,
+            };
+            // Before reading: this is the file the leader chose, as it then was.
+            let before = match (seen, stamp) {
+                (Some(seen), Some(stamp)) => {
+                    check_identity(source, &seen, stamp, content.as_deref())
+                        .map_err(|e| (index, e))?;
+                    Some(stamp)
+                }
+                _ => None,
+            };
+            let read = match &content {
+                Some(content) => read_share_in(content, source, share, bad_rows, sink),
+                None => read_share_with(source, share, bad_rows, parts.as_deref(), sink),
+            };
             // After reading (also after an error, which a change may have caused): the
             // file is still as it was, or what was read may be a mix of two versions.
             if let Some(before) = before {
@@ -240,21 +258,25 @@ fn changed(name: &str) -> InputError {
     InputError::file(name, "changed while it was being read")
 }
 
-/// Checks this worker's copy of `source` against what the leader saw, and returns its
-/// stamp to compare with after reading. In the leader's process the file must be the
+/// Checks this worker's copy of `source` (its `stamp` now, and its `content` when it was
+/// read whole) against what the leader saw. In the leader's process the file must be the
 /// very one (same metadata); elsewhere, a copy of the same length and content hash.
-fn check_identity(source: &Source, seen: &Seen) -> Result<Option<Stamp>, InputError> {
+fn check_identity(
+    source: &Source,
+    seen: &Seen,
+    stamp: Stamp,
+    content: Option<&[u8]>,
+) -> Result<(), InputError> {
     let name = source.name();
-    // A file this worker cannot open is reported by the read itself, as without checks.
-    let Ok(stamp) = Stamp::of(&source.path) else {
-        return Ok(None);
-    };
     let here = seen.process == this_process();
     if here && stamp != seen.stamp {
         return Err(changed(&name));
     }
-    let content = Fingerprint::of(&source.path, extent(source))
-        .map_err(|e| InputError::file(&name, format!("cannot read: {e}")))?;
+    let content = match content {
+        Some(content) => Fingerprint::of_content(content),
+        None => Fingerprint::of(&source.path, extent(source))
+            .map_err(|e| InputError::file(&name, format!("cannot read: {e}")))?,
+    };
     if content != seen.content || stamp.len != seen.content.len {
         return Err(if here {
             changed(&name)
@@ -273,5 +295,5 @@ fn check_identity(source: &Source, seen: &Seen) -> Result<Option<Stamp>, InputEr
             )
         });
     }
-    Ok(Some(stamp))
+    Ok(())
 }

@@ -103,6 +103,16 @@ impl Fingerprint {
             hash: hasher.digest(),
         })
     }
+
+    /// The fingerprint of a whole file (`Extent::Whole`) whose bytes are `content`.
+    pub fn of_content(content: &[u8]) -> Fingerprint {
+        let mut hasher = Xxh3::new();
+        hasher.update(content);
+        Fingerprint {
+            len: content.len() as u64,
+            hash: hasher.digest(),
+        }
+    }
 }
 
 fn hash_from(file: &mut File, limit: u64, buffer: &mut [u8], hasher: &mut Xxh3) -> io::Result<()> {
