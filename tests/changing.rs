@@ -21,13 +21,13 @@ fn version(rows: u64, subtotal: u32) -> String {
 
 #[test]
 fn an_update_file_rewritten_while_read_is_an_error_or_one_version() {
-    // 200,000 rows (4.8 MB) are read in passes from the file.
+    // 200,000 rows (4.8 MB, over 4 MiB) are read in passes from the file.
     rewritten_while_read("changing_update", 200_000);
 }
 
 #[test]
 fn a_small_update_file_rewritten_while_read_is_an_error_or_one_version() {
-    // 20,000 rows (0.5 MB, under 1 MiB) are read into memory once and parsed from there.
+    // 20,000 rows (0.5 MB) are read into memory once and parsed from there.
     rewritten_while_read("changing_small_update", 20_000);
 }
 

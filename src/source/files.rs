@@ -85,6 +85,10 @@ impl FileEpoch {
 /// than each scanning it whole: the round costs about what scanning a megabyte does.
 const SUMMARIZED_UPDATE_BYTES: u64 = 1 << 20;
 
+/// Up to this size, an update file that a worker scans whole (one worker, or one too
+/// small to summarize) is read into memory once and every pass is made there.
+const READ_ONCE_BYTES: u64 = 4 << 20;
+
 pub struct FileSource {
     /// The epochs still to come from the command line (the leader's).
     pending: VecDeque<Vec<Source>>,
@@ -171,13 +175,14 @@ impl EpochSource for FileSource {
                     .map(|of_worker| of_worker.as_ref()?.get(index).cloned().flatten())
                     .collect()
             });
-            // A small update file is read once, then checked, scanned and parsed from
-            // memory: the bytes parsed are the bytes checked.
+            // An update file this worker scans whole is read once, if it is not large,
+            // then checked, scanned and parsed from memory: the bytes parsed are the
+            // bytes checked.
             let stamp = seen.and_then(|_| Stamp::of(&source.path).ok());
-            let small = seen.is_some_and(|seen| seen.content.len < SUMMARIZED_UPDATE_BYTES);
+            let small = seen.is_some_and(|seen| seen.content.len <= READ_ONCE_BYTES);
             let content = match (&parts, source.role) {
                 (None, Role::Update) if small && stamp.is_some() => {
-                    read_whole(source, SUMMARIZED_UPDATE_BYTES).map_err(|e| (index, e))?
+                    read_whole(source, READ_ONCE_BYTES).map_err(|e| (index, e))?
                 }
                 _ => None,
             };
