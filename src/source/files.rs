@@ -178,6 +178,7 @@ impl EpochSource for FileSource {
             // An update file this worker scans whole is read once, if it is not large,
             // then checked, scanned and parsed from memory: the bytes parsed are the
             // bytes checked.
+            // (A file this worker cannot look at is reported by the read itself.)
             let stamp = seen.and_then(|_| Stamp::of(&source.path).ok());
             let small = seen.is_some_and(|seen| seen.content.len <= READ_ONCE_BYTES);
             let content = match (&parts, source.role) {

@@ -142,3 +142,28 @@ pub fn this_process() -> u64 {
     static TOKEN: OnceLock<u64> = OnceLock::new();
     *TOKEN.get_or_init(rand::random)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file's fingerprint read from disk block by block and of its bytes in memory are
+    /// the same, whatever its length against the 256 KiB block.
+    #[test]
+    fn the_fingerprint_of_a_file_is_that_of_its_bytes() {
+        let dir = std::env::temp_dir().join(format!("discounting-identity-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("u.csv");
+        let block = 256 * 1024;
+        for len in [0, 1, block - 1, block, block + 1, 2 * block + 12_345] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+            std::fs::write(&path, &bytes).unwrap();
+            assert_eq!(
+                Fingerprint::of(&path, Extent::Whole).unwrap(),
+                Fingerprint::of_content(&bytes),
+                "{len} bytes"
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
