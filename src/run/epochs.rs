@@ -234,8 +234,13 @@ impl<Summary: timely::ExchangeData + Clone, E: timely::ExchangeData + Clone + De
         if let Some(error) = first_error(&reports) {
             return Err(RunError::Input(error));
         }
-        for (position, change) in held {
+        // Stepped as a snapshot is while it is sent, so that the changes flow on to their
+        // workers while they are in cache rather than pile up in the channels first.
+        for (sent, (position, change)) in (1u64..).zip(held) {
             self.inputs.send(position, change);
+            if sent % STEP_EVERY == 0 {
+                worker.step();
+            }
         }
         self.inputs.advance_to(epoch + 1);
         let probe = &self.outputs.probe;
