@@ -212,8 +212,11 @@ impl EpochSource for FileSource {
         Ok(reports)
     }
 
+    /// A bad file ends the run unless its epoch is skipped, and a run that ends never
+    /// advances past the epoch, so nothing of it is applied: only an epoch that may be
+    /// skipped must hold its changes until all were read without error.
     fn send_while_reading(&self, epoch: &FileEpoch) -> bool {
-        epoch.is_base()
+        !self.skips_bad_epochs(epoch)
     }
 
     fn info(&self, epoch: &FileEpoch) -> EpochInfo {

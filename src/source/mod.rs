@@ -84,8 +84,10 @@ pub trait EpochSource {
         false
     }
 
-    /// Whether changes are sent into the dataflow while they are read (large snapshots)
-    /// rather than held until every worker has read its share without error.
+    /// Whether changes are sent into the dataflow while they are read rather than held
+    /// until every worker has read its share without error. Only for an epoch whose
+    /// failure ends the run (`skips_bad_epochs` false): the inputs then never advance past
+    /// it, and nothing of it is applied.
     fn send_while_reading(&self, _epoch: &Self::Epoch) -> bool {
         false
     }
