@@ -74,19 +74,25 @@ fn read(
     bad_rows: BadRows,
     parts: Option<&[Part]>,
 ) -> Read {
-    let mut changes = Vec::new();
     let source = Source::new(path, role);
-    read_share_with(&source, share, bad_rows, parts, &mut |p, c| {
-        changes.push((p, c))
-    })
-    .map(|report| {
-        let rejects = report
-            .rejects
-            .iter()
-            .map(|r| format!("{} ({})", r.error, r.row))
-            .collect();
-        (changes, rejects)
-    })
+    let content = std::fs::read(path).unwrap();
+    // From the file, and from its bytes in memory (as a file read once is): the same.
+    let [from_file, from_memory] = [None, Some(content.as_slice())].map(|content| {
+        let mut changes = Vec::new();
+        read_share_with(&source, share, bad_rows, parts, content, &mut |p, c| {
+            changes.push((p, c))
+        })
+        .map(|report| {
+            let rejects = report
+                .rejects
+                .iter()
+                .map(|r| format!("{} ({})", r.error, r.row))
+                .collect();
+            (changes, rejects)
+        })
+    });
+    assert_eq!(from_file, from_memory, "read from the file and from memory");
+    from_file
 }
 
 proptest! {

@@ -145,7 +145,7 @@ pub fn read_share(
     bad_rows: BadRows,
     sink: &mut dyn FnMut(Position, Change),
 ) -> Result<ShareReport, InputError> {
-    read_share_with(source, share, bad_rows, None, sink)
+    read_share_with(source, share, bad_rows, None, None, sink)
 }
 
 /// This worker's part of `source`, summarized (a scan of one share of the file): with
@@ -162,31 +162,27 @@ pub fn summarize_share(source: &Source, share: Share) -> Result<Part, InputError
 }
 
 /// Reads this worker's share as `read_share` does, its cuts placed from every worker's
-/// part (`summarize_share`, in worker order) when `parts` are given.
+/// part (`summarize_share`, in worker order) when `parts` are given, and from `content`
+/// when it is given: the whole file as this worker read it once (`read_whole`), which is
+/// then scanned and parsed in memory rather than read again for each pass.
 pub fn read_share_with(
     source: &Source,
     share: Share,
     bad_rows: BadRows,
     parts: Option<&[Part]>,
+    content: Option<&[u8]>,
     sink: &mut dyn FnMut(Position, Change),
 ) -> Result<ShareReport, InputError> {
-    let name = source.name();
-    let mut file = open(source, &name)?;
-    read_share_from(&mut file, source, share, bad_rows, parts, sink)
-}
-
-/// Reads this worker's share as `read_share_with` does, from `content`: the whole file as
-/// this worker read it once (a small file, which is then scanned and parsed from memory
-/// rather than read again for each pass).
-pub fn read_share_in(
-    content: &[u8],
-    source: &Source,
-    share: Share,
-    bad_rows: BadRows,
-    sink: &mut dyn FnMut(Position, Change),
-) -> Result<ShareReport, InputError> {
-    let mut content = std::io::Cursor::new(content);
-    read_share_from(&mut content, source, share, bad_rows, None, sink)
+    match content {
+        Some(content) => {
+            let mut content = std::io::Cursor::new(content);
+            read_share_from(&mut content, source, share, bad_rows, parts, sink)
+        }
+        None => {
+            let mut file = open(source, &source.name())?;
+            read_share_from(&mut file, source, share, bad_rows, parts, sink)
+        }
+    }
 }
 
 /// Reads this worker's share from `input`, the file's bytes from its start.
@@ -347,9 +343,10 @@ mod tests {
         // Every text is also read from memory, as a small update file is: the same
         // changes, report and error.
         let mut in_memory = Vec::new();
-        let from_memory = read_share_in(text, &source, share, bad_rows, &mut |p, c| {
-            in_memory.push((p, c))
-        });
+        let from_memory =
+            read_share_with(&source, share, bad_rows, None, Some(text), &mut |p, c| {
+                in_memory.push((p, c))
+            });
         std::fs::remove_dir_all(&dir).unwrap();
         let result = result.map(|report| (changes, report));
         let from_memory = from_memory.map(|report| (in_memory, report));

@@ -10,8 +10,8 @@ use super::follow::FollowedDir;
 use super::identity::{this_process, Extent, Fingerprint, Seen, Stamp};
 use super::{Control, EpochInfo, EpochSource};
 use crate::input::{
-    read_share_in, read_share_with, read_whole, summarize_share, BadRows, InputError, Part, Role,
-    Share, ShareReport, Source,
+    read_share_with, read_whole, summarize_share, BadRows, InputError, Part, Role, Share,
+    ShareReport, Source,
 };
 use crate::model::{Change, Position, Table};
 
@@ -196,10 +196,14 @@ impl EpochSource for FileSource {
                 }
                 _ => None,
             };
-            let read = match &content {
-                Some(content) => read_share_in(content, source, share, bad_rows, sink),
-                None => read_share_with(source, share, bad_rows, parts.as_deref(), sink),
-            };
+            let read = read_share_with(
+                source,
+                share,
+                bad_rows,
+                parts.as_deref(),
+                content.as_deref(),
+                sink,
+            );
             // After reading (also after an error, which a change may have caused): the
             // file is still as it was, or what was read may be a mix of two versions.
             if let Some(before) = before {
