@@ -29,6 +29,8 @@ fn an_update_file_rewritten_while_read_is_an_error_or_one_version() {
 fn a_small_update_file_rewritten_while_read_is_an_error_or_one_version() {
     // 20,000 rows (0.5 MB) are read into memory once and parsed from there.
     rewritten_while_read("changing_small_update", 20_000);
+    // 80,000 rows (1.9 MB): at two workers, read once to be summarized, then parsed.
+    rewritten_while_read("changing_summarized_update", 80_000);
 }
 
 /// Runs the job over an update file of `rows` rows while another thread rewrites it in

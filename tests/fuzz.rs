@@ -140,9 +140,17 @@ proptest! {
         let bad_rows = if skip { BadRows::Skip } else { BadRows::Fail };
         let whole = read(&path, role, Share { index: 0, peers: 1 }, bad_rows, None);
         // Every worker's part, summarized by that worker, as a run exchanges them.
-        let summaries: Result<Vec<Part>, _> = (0..peers)
-            .map(|index| summarize_share(&Source::new(&path, role), Share { index, peers }))
-            .collect();
+        // From the file and from its bytes in memory, the same.
+        let summarize = |content| -> Result<Vec<Part>, _> {
+            (0..peers)
+                .map(|index| {
+                    let share = Share { index, peers };
+                    summarize_share(&Source::new(&path, role), share, content)
+                })
+                .collect()
+        };
+        let summaries = summarize(None);
+        prop_assert_eq!(&summaries, &summarize(Some(content.as_slice())));
         let mut ways = vec![None];
         if let Ok(summaries) = &summaries {
             ways.push(Some(summaries.as_slice()));

@@ -148,17 +148,32 @@ pub fn read_share(
     read_share_with(source, share, bad_rows, None, None, sink)
 }
 
-/// This worker's part of `source`, summarized (a scan of one share of the file): with
-/// every worker's part, in worker order, each can place its cuts (`read_share_with`).
-pub fn summarize_share(source: &Source, share: Share) -> Result<Part, InputError> {
+/// This worker's part of `source`, summarized (a scan of one share of the file, or of
+/// `content`, its bytes read once): with every worker's part, in worker order, each can
+/// place its cuts (`read_share_with`).
+pub fn summarize_share(
+    source: &Source,
+    share: Share,
+    content: Option<&[u8]>,
+) -> Result<Part, InputError> {
+    match content {
+        Some(content) => summarize_from(&mut std::io::Cursor::new(content), source, share),
+        None => summarize_from(&mut open(source, &source.name())?, source, share),
+    }
+}
+
+fn summarize_from(
+    input: &mut (impl Read + Seek),
+    source: &Source,
+    share: Share,
+) -> Result<Part, InputError> {
     let name = source.name();
-    let mut file = open(source, &name)?;
     let io_error = |e: std::io::Error| InputError::file(&name, format!("cannot read: {e}"));
     let (data_start, csv) = match source.format()? {
-        Format::Csv => (csv_file::data_start(&mut file, &name)?, true),
+        Format::Csv => (csv_file::data_start(input, &name)?, true),
         Format::JsonLines => (0, false),
     };
-    layout::summarize(&mut file, data_start, share.peers, share.index, csv).map_err(io_error)
+    layout::summarize(input, data_start, share.peers, share.index, csv).map_err(io_error)
 }
 
 /// Reads this worker's share as `read_share` does, its cuts placed from every worker's

@@ -85,14 +85,17 @@ impl FileEpoch {
 /// than each scanning it whole: the round costs about what scanning a megabyte does.
 const SUMMARIZED_UPDATE_BYTES: u64 = 1 << 20;
 
-/// Up to this size, an update file that a worker scans whole (one worker, or one too
-/// small to summarize) is read into memory once and every pass is made there.
+/// Up to this size, an update file is read into memory once by each worker, which makes
+/// every pass over it there (its summary, fingerprint, scan and share).
 const READ_ONCE_BYTES: u64 = 4 << 20;
 
 pub struct FileSource {
     /// The epochs still to come from the command line (the leader's).
     pending: VecDeque<Vec<Source>>,
     followed: Option<FollowedDir>,
+    /// The files of the epoch under way that this worker read whole to summarize them,
+    /// by their index in the epoch, for its read of them.
+    read_once: Vec<Option<ReadOnce>>,
 }
 
 impl FileSource {
@@ -101,7 +104,30 @@ impl FileSource {
             // Each epoch is looked at only when the leader comes to it.
             pending: spec.epochs().into(),
             followed: spec.follow.clone().map(FollowedDir::new),
+            read_once: Vec::new(),
         }
+    }
+}
+
+/// An update file's bytes as one worker read them, and its stamp from just before.
+struct ReadOnce {
+    stamp: Stamp,
+    content: Vec<u8>,
+}
+
+impl ReadOnce {
+    /// Reads `source` whole, if it is an update file that the leader saw and that is not
+    /// large (`None` otherwise, or if it cannot be looked at: the read says why).
+    fn of(source: &Source, seen: Option<Seen>) -> Result<Option<ReadOnce>, InputError> {
+        let small = seen.is_some_and(|seen| seen.content.len <= READ_ONCE_BYTES);
+        if !small || !matches!(source.role, Role::Update) {
+            return Ok(None);
+        }
+        let Ok(stamp) = Stamp::of(&source.path) else {
+            return Ok(None);
+        };
+        let content = read_whole(source, READ_ONCE_BYTES)?;
+        Ok(content.map(|content| ReadOnce { stamp, content }))
     }
 }
 
@@ -144,12 +170,20 @@ impl EpochSource for FileSource {
     }
 
     /// A file this worker could not summarize (it will fail to read it too) is scanned.
+    /// A file it reads whole to summarize it is kept for its read.
     fn summarize(&mut self, epoch: &FileEpoch, share: Share) -> Option<Self::Summary> {
+        self.read_once = (epoch.sources.iter().enumerate())
+            .map(|(index, source)| {
+                let seen = epoch.seen.get(index).copied().flatten();
+                ReadOnce::of(source, seen).ok().flatten()
+            })
+            .collect();
         Some(
-            epoch
-                .sources
-                .iter()
-                .map(|source| summarize_share(source, share).ok())
+            (epoch.sources.iter().zip(&self.read_once))
+                .map(|(source, once)| {
+                    let content = once.as_ref().map(|once| once.content.as_slice());
+                    summarize_share(source, share, content).ok()
+                })
                 .collect(),
         )
     }
@@ -165,6 +199,8 @@ impl EpochSource for FileSource {
         if let (Some(reason), Some(source)) = (&epoch.refused, epoch.sources.first()) {
             return Err((0, InputError::file(&source.name(), reason.clone())));
         }
+        // What this epoch's summaries read whole, taken for this read alone.
+        let mut read_once = std::mem::take(&mut self.read_once);
         let mut reports = Vec::new();
         for (index, source) in epoch.sources.iter().enumerate() {
             let name = source.name();
@@ -175,35 +211,27 @@ impl EpochSource for FileSource {
                     .map(|of_worker| of_worker.as_ref()?.get(index).cloned().flatten())
                     .collect()
             });
-            // An update file this worker scans whole is read once, if it is not large,
-            // then checked, scanned and parsed from memory: the bytes parsed are the
-            // bytes checked.
-            // (A file this worker cannot look at is reported by the read itself.)
-            let stamp = seen.and_then(|_| Stamp::of(&source.path).ok());
-            let small = seen.is_some_and(|seen| seen.content.len <= READ_ONCE_BYTES);
-            let content = match (&parts, source.role) {
-                (None, Role::Update) if small && stamp.is_some() => {
-                    read_whole(source, READ_ONCE_BYTES).map_err(|e| (index, e))?
-                }
-                _ => None,
+            // A small update file is read once (when it was summarized, or now), then
+            // checked, scanned and parsed from memory: the bytes parsed are the bytes
+            // checked. (A file this worker cannot look at is reported by the read itself.)
+            let once = match read_once.get_mut(index).and_then(Option::take) {
+                Some(once) => Some(once),
+                None => ReadOnce::of(source, seen).map_err(|e| (index, e))?,
             };
+            let stamp = match &once {
+                Some(once) => Some(once.stamp),
+                None => seen.and_then(|_| Stamp::of(&source.path).ok()),
+            };
+            let content = once.as_ref().map(|once| once.content.as_slice());
             // Before reading: this is the file the leader chose, as it then was.
             let before = match (seen, stamp) {
                 (Some(seen), Some(stamp)) => {
-                    check_identity(source, &seen, stamp, content.as_deref())
-                        .map_err(|e| (index, e))?;
+                    check_identity(source, &seen, stamp, content).map_err(|e| (index, e))?;
                     Some(stamp)
                 }
                 _ => None,
             };
-            let read = read_share_with(
-                source,
-                share,
-                bad_rows,
-                parts.as_deref(),
-                content.as_deref(),
-                sink,
-            );
+            let read = read_share_with(source, share, bad_rows, parts.as_deref(), content, sink);
             // After reading (also after an error, which a change may have caused): the
             // file is still as it was, or what was read may be a mix of two versions.
             if let Some(before) = before {
