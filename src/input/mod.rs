@@ -156,24 +156,14 @@ pub fn summarize_share(
     share: Share,
     content: Option<&[u8]>,
 ) -> Result<Part, InputError> {
-    match content {
-        Some(content) => summarize_from(&mut std::io::Cursor::new(content), source, share),
-        None => summarize_from(&mut open(source, &source.name())?, source, share),
-    }
-}
-
-fn summarize_from(
-    input: &mut (impl Read + Seek),
-    source: &Source,
-    share: Share,
-) -> Result<Part, InputError> {
     let name = source.name();
+    let mut input = Input::of(source, content)?;
     let io_error = |e: std::io::Error| InputError::file(&name, format!("cannot read: {e}"));
     let (data_start, csv) = match source.format()? {
-        Format::Csv => (csv_file::data_start(input, &name)?, true),
+        Format::Csv => (csv_file::data_start(&mut input, &name)?, true),
         Format::JsonLines => (0, false),
     };
-    layout::summarize(input, data_start, share.peers, share.index, csv).map_err(io_error)
+    layout::summarize(&mut input, data_start, share.peers, share.index, csv).map_err(io_error)
 }
 
 /// Reads this worker's share as `read_share` does, its cuts placed from every worker's
@@ -188,28 +178,8 @@ pub fn read_share_with(
     content: Option<&[u8]>,
     sink: &mut dyn FnMut(Position, Change),
 ) -> Result<ShareReport, InputError> {
-    match content {
-        Some(content) => {
-            let mut content = std::io::Cursor::new(content);
-            read_share_from(&mut content, source, share, bad_rows, parts, sink)
-        }
-        None => {
-            let mut file = open(source, &source.name())?;
-            read_share_from(&mut file, source, share, bad_rows, parts, sink)
-        }
-    }
-}
-
-/// Reads this worker's share from `input`, the file's bytes from its start.
-fn read_share_from(
-    input: &mut (impl Read + Seek),
-    source: &Source,
-    share: Share,
-    bad_rows: BadRows,
-    parts: Option<&[Part]>,
-    sink: &mut dyn FnMut(Position, Change),
-) -> Result<ShareReport, InputError> {
     let name = source.name();
+    let mut input = Input::of(source, content)?;
     let mut reader = ShareReader {
         path: &source.path,
         name: &name,
@@ -219,10 +189,43 @@ fn read_share_from(
         sink,
     };
     match source.format()? {
-        Format::Csv => csv_file::read(input, share, parts, &mut reader)?,
-        Format::JsonLines => jsonl::read(input, share, parts, &mut reader)?,
+        Format::Csv => csv_file::read(&mut input, share, parts, &mut reader)?,
+        Format::JsonLines => jsonl::read(&mut input, share, parts, &mut reader)?,
     }
     Ok(reader.report)
+}
+
+/// What a file is read from: the file, or its bytes as this worker read them once.
+enum Input<'a> {
+    File(File),
+    Memory(std::io::Cursor<&'a [u8]>),
+}
+
+impl<'a> Input<'a> {
+    fn of(source: &Source, content: Option<&'a [u8]>) -> Result<Input<'a>, InputError> {
+        Ok(match content {
+            Some(content) => Input::Memory(std::io::Cursor::new(content)),
+            None => Input::File(open(source, &source.name())?),
+        })
+    }
+}
+
+impl Read for Input<'_> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Input::File(file) => file.read(buffer),
+            Input::Memory(bytes) => bytes.read(buffer),
+        }
+    }
+}
+
+impl Seek for Input<'_> {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        match self {
+            Input::File(file) => file.seek(to),
+            Input::Memory(bytes) => bytes.seek(to),
+        }
+    }
 }
 
 /// The whole of `source`, read once, when it has at most `limit` bytes (`None` when it
